@@ -1,0 +1,119 @@
+"""Interface shared by all training algorithms.
+
+An algorithm object holds hyper-parameters only (a small dataclass, validated at
+construction). ``algorithm.init(spec)`` builds the per-layer state: the analog arrays,
+digital buffers and generators of one layer. The state exposes
+
+- ``effective_weight()``: what forward and backward MVMs see (e.g. W + gamma * P);
+- ``step(x, d, lr)``: one optimizer step from the layer inputs x (B, in) and output
+  errors d (B, out): gradient pulses, reads, transfers, EMAs, choppers;
+- ``arrays``: the analog arrays by name, ``buffers``: the digital tensors by name;
+- ``summary()``: pulses per array, transfers and programming counts;
+- ``state_dict()`` / ``load_state_dict()`` / ``to()``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ..arrays import AnalogArray
+
+
+class Algorithm:
+    """Base of algorithm hyper-parameter classes."""
+
+    name = "algorithm"
+
+    def init(self, spec) -> "AlgorithmState":
+        raise NotImplementedError(f"{type(self).__name__} must implement init")
+
+    def describe(self) -> dict:
+        d = {"name": self.name}
+        if dataclasses.is_dataclass(self):
+            d.update(dataclasses.asdict(self))
+        return d
+
+
+def check_positive(owner: str, name: str, value, allow_zero: bool = False) -> None:
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        rng = "[0, inf)" if allow_zero else "(0, inf)"
+        raise ValueError(f"{owner}.{name} must lie in {rng}, got {value!r}")
+
+
+def check_unit(owner: str, name: str, value, lo_open: bool = False, hi_open: bool = False) -> None:
+    ok = (value > 0 if lo_open else value >= 0) and (value < 1 if hi_open else value <= 1)
+    if not ok:
+        raise ValueError(
+            f"{owner}.{name} must lie in {'(' if lo_open else '['}0, 1{')' if hi_open else ']'}, got {value!r}"
+        )
+
+
+class AlgorithmState:
+    """Per-layer state of an algorithm. Subclasses fill ``arrays`` and ``buffers``."""
+
+    def __init__(self, spec) -> None:
+        self.spec = spec
+        self.arrays: dict[str, AnalogArray] = {}
+        self.buffers: dict[str, torch.Tensor] = {}
+        self.generators: dict[str, torch.Generator] = {}
+        self.counters: dict[str, int] = {"steps": 0}
+
+    def effective_weight(self) -> torch.Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement effective_weight")
+
+    def step(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
+        raise NotImplementedError(f"{type(self).__name__} must implement step")
+
+    def summary(self) -> dict:
+        """Pulses per array (up/down/total), programming writes and counters."""
+        out = {"pulses": {}, "counters": dict(self.counters)}
+        for name, arr in self.arrays.items():
+            out["pulses"][name] = arr.pulse_count
+            if arr.programming_writes:
+                out.setdefault("programming_writes", {})[name] = arr.programming_writes
+        return out
+
+    def to(self, torch_device=None, dtype=None):
+        for arr in self.arrays.values():
+            arr.to(torch_device, dtype)
+        for k, v in self.buffers.items():
+            self.buffers[k] = v.to(torch_device, dtype if v.is_floating_point() else None)
+        for k, g in list(self.generators.items()):
+            if torch_device is not None and torch.device(torch_device) != g.device:
+                seed = int(torch.randint(0, 2**62, (1,), generator=g, device=g.device).item())
+                ng = torch.Generator(device=torch.device(torch_device))
+                ng.manual_seed(seed)
+                self.generators[k] = ng
+        if torch_device is not None:
+            self.spec.torch_device = torch.device(torch_device)
+        return self
+
+    def state_dict(self) -> dict:
+        return {
+            "arrays": {k: a.state_dict() for k, a in self.arrays.items()},
+            "buffers": {k: v.clone() for k, v in self.buffers.items()},
+            "generators": {k: g.get_state() for k, g in self.generators.items()},
+            "counters": dict(self.counters),
+            "extra": self.extra_state(),
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        for k, a in self.arrays.items():
+            a.load_state_dict(sd["arrays"][k])
+        dev = next(iter(self.arrays.values())).torch_device if self.arrays else None
+        for k, v in sd["buffers"].items():
+            self.buffers[k] = v.to(dev if dev is not None else v.device).clone()
+        for k, g in self.generators.items():
+            g.set_state(sd["generators"][k])
+        self.counters = dict(sd["counters"])
+        self.load_extra_state(sd.get("extra", {}))
+
+    def extra_state(self) -> dict:
+        """Python-level state (e.g. chopper signs as ints) of subclasses."""
+        return {}
+
+    def load_extra_state(self, extra: dict) -> None:
+        pass

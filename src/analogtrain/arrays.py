@@ -1,0 +1,232 @@
+"""AnalogArray: a crossbar of resistive elements.
+
+Holds the hidden device state w (what the response functions act on), the per-element
+device parameters drawn once from a seed (device-to-device variation), a reference r and
+the cumulative pulse counters. The value an MVM sees is the read value
+
+    read() = w - r  (+ write noise, redrawn for elements each time they are written)
+
+so the symmetric point seen through the read is SP(w) - r (2602.21321 Sec. 1.6 / eq. 105).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .devices.base import Device
+from .pulses import PulseEngine, PulseStats, clamp_to_bounds, make_engine
+
+
+@dataclass(frozen=True)
+class ReferenceOffset:
+    """Reference set to the true SP plus a per-element Gaussian offset (2602.21321 eq. 105):
+
+    r = SP + mean + std * xi,  xi ~ N(0, 1)   ("Ref Mean" / "Ref Std" of Tables 1-2).
+    """
+
+    mean: float = 0.0
+    std: float = 0.0
+
+    def __post_init__(self):
+        if self.std < 0:
+            raise ValueError(f"ReferenceOffset.std must be >= 0 (allowed range: [0, inf)), got {self.std!r}")
+
+
+def _new_generator(seed: int, device: torch.device) -> torch.Generator:
+    gen = torch.Generator(device=device)
+    gen.manual_seed(int(seed))
+    return gen
+
+
+class AnalogArray:
+    """One analog array of shape (out, in) (any shape works for element-wise use).
+
+    Parameters
+    ----------
+    shape: array shape.
+    device: a :class:`~analogtrain.devices.Device` (per-element parameters are sampled here).
+    engine: "expected", "stochastic", "deterministic" or a PulseEngine instance.
+    seed: seeds the per-element parameters, the reference offsets and every pulse.
+    reference: ``None``/0 (r = 0), ``"symmetric_point"`` (r = true SP, perfect zero-shift),
+        a float or tensor, or a :class:`ReferenceOffset`.
+    init: initial read value (float or tensor), programmed exactly at construction.
+    """
+
+    def __init__(
+        self,
+        shape,
+        device: Device,
+        engine: str | PulseEngine = "expected",
+        seed: int = 0,
+        reference=None,
+        init=0.0,
+        torch_device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+        engine_kwargs: dict | None = None,
+    ) -> None:
+        if not isinstance(device, Device):
+            raise ValueError(f"device must be an analogtrain Device, got {type(device).__name__}")
+        self.shape = torch.Size(shape)
+        if any(s <= 0 for s in self.shape):
+            raise ValueError(f"shape must have positive sizes, got {tuple(self.shape)}")
+        self.template = device
+        self.engine = make_engine(engine, **(engine_kwargs or {}))
+        self.seed = int(seed)
+        tdev = torch.device(torch_device) if torch_device is not None else torch.device("cpu")
+        construction = _new_generator(self.seed, torch.device("cpu"))
+        self.device = device.sample(tuple(self.shape), construction, tdev, dtype)
+        self.generator = _new_generator(self.seed + 1, tdev)
+        self.reference = torch.zeros(self.shape, device=tdev, dtype=dtype)
+        self.state = torch.zeros(self.shape, device=tdev, dtype=dtype)
+        self.write_offset = torch.zeros(self.shape, device=tdev, dtype=dtype)
+        self.pulses_up = torch.zeros((), device=tdev, dtype=torch.float64)
+        self.pulses_down = torch.zeros((), device=tdev, dtype=torch.float64)
+        self.programming_writes = 0
+        self.set_reference(reference, generator=construction)
+        self.program(init, count=False)
+
+    # ------------------------------------------------------------------ reading
+    @property
+    def torch_device(self) -> torch.device:
+        return self.state.device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.state.dtype
+
+    def read(self) -> torch.Tensor:
+        """Read value w - r (+ write noise): what an MVM with this array sees."""
+        if self.device.write_noise > 0:
+            return self.state + self.write_offset - self.reference
+        return self.state - self.reference
+
+    def symmetric_point(self) -> torch.Tensor:
+        """True per-element SP of the hidden state (ground truth for calibration)."""
+        return self.device.symmetric_point().to(device=self.torch_device, dtype=self.dtype).expand(self.shape)
+
+    def read_symmetric_point(self) -> torch.Tensor:
+        """SP as seen through the reference: SP - r (0 for a perfectly zero-shifted array)."""
+        return self.symmetric_point() - self.reference
+
+    # ------------------------------------------------------------------ writing
+    def set_reference(self, reference, generator: torch.Generator | None = None) -> None:
+        """Set r: None/0, "symmetric_point", a float/tensor or a ReferenceOffset."""
+        if reference is None:
+            ref = torch.zeros(self.shape)
+        elif isinstance(reference, str):
+            if reference not in ("symmetric_point", "sp"):
+                raise ValueError(f"reference string must be 'symmetric_point', got {reference!r}")
+            ref = self.symmetric_point()
+        elif isinstance(reference, ReferenceOffset):
+            gen = generator if generator is not None else _new_generator(self.seed + 2, torch.device("cpu"))
+            xi = torch.randn(tuple(self.shape), generator=gen)
+            ref = self.symmetric_point().cpu() + reference.mean + reference.std * xi
+        else:
+            ref = torch.as_tensor(reference)
+        self.reference = ref.to(device=self.torch_device, dtype=self.dtype).expand(self.shape).clone()
+
+    def program(self, values, count: bool = True) -> None:
+        """Write read values directly (closed-loop weight programming), clamped to the bounds.
+
+        Counted in ``programming_writes`` (number of programmed elements) when ``count``.
+        """
+        v = torch.as_tensor(values, device=self.torch_device, dtype=self.dtype).expand(self.shape)
+        self.state = clamp_to_bounds(v + self.reference, self.device).clone()
+        self.write_offset.zero_()
+        if count:
+            self.programming_writes += self.state.numel()
+
+    def _record(self, stats: PulseStats) -> None:
+        self.pulses_up += stats.up.to(torch.float64)
+        self.pulses_down += stats.down.to(torch.float64)
+        if stats.touched is not None and self.device.write_noise > 0:
+            touched = stats.touched
+            noise = torch.randn(self.shape, generator=self.generator, device=self.torch_device, dtype=self.dtype)
+            noise = noise * (self.device.dw_min * self.device.write_noise)
+            if touched.dtype == torch.bool:
+                self.write_offset = torch.where(touched, noise, self.write_offset)
+            else:
+                flat = self.write_offset.view(-1)
+                flat[touched] = noise.view(-1)[touched]
+
+    def update(self, delta: torch.Tensor, engine: PulseEngine | None = None) -> PulseStats:
+        """Apply a desired increment of the read value through the pulse engine."""
+        delta = torch.as_tensor(delta, device=self.torch_device, dtype=self.dtype)
+        if delta.shape != self.shape:
+            raise ValueError(f"delta must have the array's shape {tuple(self.shape)}, got {tuple(delta.shape)}")
+        eng = engine or self.engine
+        stats = eng.apply(self.state, self.device, delta, self.generator, self.device.write_noise > 0)
+        self._record(stats)
+        return stats
+
+    def update_outer(self, x: torch.Tensor, d: torch.Tensor, lr: float, engine: PulseEngine | None = None) -> PulseStats:
+        """SGD rank update with desired increment -lr * sum_b d_b x_b^T (x: (B, in), d: (B, out))."""
+        if x.dim() == 1:
+            x, d = x[None], d[None]
+        if len(self.shape) != 2 or x.shape[1] != self.shape[1] or d.shape[1] != self.shape[0] or x.shape[0] != d.shape[0]:
+            raise ValueError(
+                f"update_outer needs x (B, {self.shape[1]}) and d (B, {self.shape[0]}), "
+                f"got {tuple(x.shape)} and {tuple(d.shape)}"
+            )
+        eng = engine or self.engine
+        stats = eng.apply_outer(self.state, self.device, x.to(self.dtype), d.to(self.dtype), float(lr),
+                                self.generator, self.device.write_noise > 0)
+        self._record(stats)
+        return stats
+
+    @property
+    def pulse_count(self) -> dict[str, float]:
+        """Cumulative pulses fired on this array: up, down and total."""
+        up, down = float(self.pulses_up), float(self.pulses_down)
+        return {"up": up, "down": down, "total": up + down}
+
+    def reset_pulse_count(self) -> None:
+        self.pulses_up.zero_()
+        self.pulses_down.zero_()
+
+    # ------------------------------------------------------------------ placement and state
+    def to(self, torch_device=None, dtype=None) -> "AnalogArray":
+        """Move all tensors (state, parameters, reference, counters) to a torch device/dtype."""
+        tdev = torch.device(torch_device) if torch_device is not None else self.torch_device
+        dt = dtype or self.dtype
+        if tdev != self.torch_device:
+            gen_seed = int(torch.randint(0, 2**62, (1,), generator=self.generator, device=self.torch_device).item())
+            self.generator = _new_generator(gen_seed, tdev)
+        self.state = self.state.to(tdev, dt)
+        self.reference = self.reference.to(tdev, dt)
+        self.write_offset = self.write_offset.to(tdev, dt)
+        self.pulses_up = self.pulses_up.to(tdev)
+        self.pulses_down = self.pulses_down.to(tdev)
+        self.device = self.device.to(tdev, dt)
+        return self
+
+    def state_dict(self) -> dict:
+        """Everything needed to continue bit for bit: state, parameters, reference, counters, RNG."""
+        return {
+            "state": self.state.clone(),
+            "reference": self.reference.clone(),
+            "write_offset": self.write_offset.clone(),
+            "params": {k: (v.clone() if isinstance(v, torch.Tensor) else v) for k, v in self.device.params().items()},
+            "pulses_up": self.pulses_up.clone(),
+            "pulses_down": self.pulses_down.clone(),
+            "programming_writes": self.programming_writes,
+            "rng": self.generator.get_state(),
+        }
+
+    def load_state_dict(self, sd: dict) -> None:
+        tdev, dt = self.torch_device, self.dtype
+        self.state = sd["state"].to(tdev, dt).clone()
+        self.reference = sd["reference"].to(tdev, dt).clone()
+        self.write_offset = sd["write_offset"].to(tdev, dt).clone()
+        params = {k: (v.to(tdev, dt) if isinstance(v, torch.Tensor) else v) for k, v in sd["params"].items()}
+        self.device = self.device.with_params(**params)
+        self.pulses_up = sd["pulses_up"].to(tdev).clone()
+        self.pulses_down = sd["pulses_down"].to(tdev).clone()
+        self.programming_writes = int(sd["programming_writes"])
+        self.generator.set_state(sd["rng"])
+
+    def __repr__(self) -> str:
+        return (f"AnalogArray(shape={tuple(self.shape)}, device={self.template!r}, "
+                f"engine={self.engine.name}, seed={self.seed})")

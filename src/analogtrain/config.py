@@ -1,0 +1,117 @@
+"""AnalogConfig: what an analog layer is made of (algorithm, device, periphery, engine)."""
+
+from __future__ import annotations
+
+import zlib
+from dataclasses import dataclass, field
+
+import torch
+
+from .arrays import AnalogArray
+from .devices.base import Device
+from .periphery import IO
+from .pulses import PulseEngine, make_engine
+
+
+@dataclass
+class AnalogConfig:
+    """Configuration shared by the analog layers that ``convert`` creates.
+
+    - ``algorithm``: an instance from :mod:`analogtrain.algorithms` (hyper-parameters).
+    - ``device``: one Device for every array, or ``{"W": dev_w, "P": dev_p, ...}`` per array
+      name (missing names fall back to the ``"default"`` key or to the first entry).
+    - ``io``: forward periphery (backward uses the same without bound management).
+    - ``transfer_io``: periphery of transfer reads (default: perfect reads).
+    - ``engine``: pulse engine name or instance for gradient updates; ``engine_kwargs`` are
+      passed to the engine constructor when a name is given (e.g. ``{"bit_length": 8}``).
+    - ``transfer_engine``: engine for transfers (default: the same as ``engine``).
+    """
+
+    algorithm: object = None
+    device: Device | dict = None
+    io: IO = field(default_factory=IO.perfect)
+    transfer_io: IO = field(default_factory=IO.perfect)
+    engine: str | PulseEngine = "expected"
+    engine_kwargs: dict = field(default_factory=dict)
+    transfer_engine: str | PulseEngine | None = None
+    dtype: torch.dtype = torch.float32
+
+    def __post_init__(self):
+        from .algorithms import AnalogSGD  # local import: algorithms import config
+
+        if self.algorithm is None:
+            self.algorithm = AnalogSGD()
+        if not hasattr(self.algorithm, "init"):
+            raise ValueError(f"algorithm must be an analogtrain algorithm, got {type(self.algorithm).__name__}")
+        if self.device is None:
+            from .devices import SoftBounds
+
+            self.device = SoftBounds(tau=1.0, asymmetry=0.0, dw_min=1e-3)
+        devices = self.device.values() if isinstance(self.device, dict) else [self.device]
+        for dev in devices:
+            if not isinstance(dev, Device):
+                raise ValueError(f"device must be a Device or a dict of Devices, got {type(dev).__name__}")
+        if not isinstance(self.io, IO) or not isinstance(self.transfer_io, IO):
+            raise ValueError("io and transfer_io must be analogtrain.IO instances")
+        make_engine(self.engine, **(self.engine_kwargs if isinstance(self.engine, str) else {}))
+
+    def device_for(self, name: str) -> Device:
+        if isinstance(self.device, dict):
+            if name in self.device:
+                return self.device[name]
+            if "default" in self.device:
+                return self.device["default"]
+            return next(iter(self.device.values()))
+        return self.device
+
+    def make_engine(self) -> PulseEngine:
+        return make_engine(self.engine, **(self.engine_kwargs if isinstance(self.engine, str) else {}))
+
+    def make_transfer_engine(self) -> PulseEngine:
+        if self.transfer_engine is None:
+            return self.make_engine()
+        return make_engine(self.transfer_engine)
+
+    def describe(self) -> dict:
+        dev = ({k: v.describe() for k, v in self.device.items()} if isinstance(self.device, dict)
+               else self.device.describe())
+        return {
+            "algorithm": self.algorithm.describe() if hasattr(self.algorithm, "describe") else repr(self.algorithm),
+            "device": dev,
+            "io": self.io.describe(),
+            "transfer_io": self.transfer_io.describe(),
+            "engine": self.make_engine().describe(),
+        }
+
+
+@dataclass
+class TileSpec:
+    """Everything an algorithm needs to build the arrays of one layer."""
+
+    shape: tuple[int, int]
+    config: AnalogConfig
+    seed: int = 0
+    torch_device: torch.device | str | None = None
+    init_weight: torch.Tensor | None = None
+
+    def array_seed(self, name: str) -> int:
+        return (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
+
+    def make_array(self, name: str, init=0.0, reference=None, engine=None) -> AnalogArray:
+        """An array named ``name`` with its own seed, the configured device and engine."""
+        return AnalogArray(
+            self.shape,
+            self.config.device_for(name),
+            engine=engine if engine is not None else self.config.make_engine(),
+            seed=self.array_seed(name),
+            reference=reference,
+            init=init,
+            torch_device=self.torch_device,
+            dtype=self.config.dtype,
+        )
+
+    def generator(self, name: str) -> torch.Generator:
+        """A generator for digital randomness of the algorithm (choppers, column choice)."""
+        gen = torch.Generator(device=torch.device(self.torch_device or "cpu"))
+        gen.manual_seed(self.array_seed(name))
+        return gen

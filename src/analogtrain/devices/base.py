@@ -1,0 +1,276 @@
+"""Response functions and the device model (2502.06309 Sec. 1, App. C eq. 26).
+
+One pulse of polarity s on an element with state w gives
+
+    w <- w + dw_min * (q_plus(w)  + sigma_c * xi)     (s = +1)
+    w <- w - dw_min * (q_minus(w) + sigma_c * xi)     (s = -1)
+
+F = (q_minus + q_plus) / 2 is the symmetric and G = (q_minus - q_plus) / 2 the asymmetric
+component; the symmetric point (SP) is where G = 0. A family only implements ``q_plus``,
+``q_minus`` and ``bounds``; everything else follows here.
+
+Per-element (device-to-device) parameters: every family lists the names of its parameters
+that may vary per element in ``element_params``. ``sample(shape, generator)`` returns a
+copy of the device whose parameters are tensors of that shape, drawn once from the
+``device_to_device`` spreads (log-normal for positive parameters, Gaussian for signed ones).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Mapping
+
+import torch
+
+Number = float | torch.Tensor
+
+
+def _check_positive(name: str, value: Number) -> None:
+    bad = (value <= 0).any().item() if isinstance(value, torch.Tensor) else not value > 0
+    if bad:
+        raise ValueError(f"{name} must be > 0 (allowed range: (0, inf)), got {value!r}")
+
+
+def _check_range(name: str, value: float, lo: float, hi: float, *, lo_open=False, hi_open=False) -> None:
+    ok_lo = value > lo if lo_open else value >= lo
+    ok_hi = value < hi if hi_open else value <= hi
+    if not (ok_lo and ok_hi and math.isfinite(value) or (hi == math.inf and ok_lo)):
+        lb = "(" if lo_open else "["
+        rb = ")" if hi_open else "]"
+        raise ValueError(f"{name} must lie in {lb}{lo}, {hi}{rb}, got {value!r}")
+
+
+class Device:
+    """Base class of all devices: response functions plus pulse physics.
+
+    Parameters common to every family:
+
+    - ``dw_min``: response granularity, the step of one pulse at unit response; or
+      ``n_states``: number of states across the bounds, dw_min = (hi - lo) / n_states.
+    - ``cycle_noise``: cycle-to-cycle std sigma_c per pulse. ``"additive"`` (the papers',
+      w += s*dw_min*(q + sigma_c*xi)) or ``"multiplicative"`` (aihwkit's mult_noise,
+      w += s*dw_min*q*(1 + sigma_c*xi)).
+    - ``write_noise``: std, in units of dw_min, of a fresh Gaussian added to the visible
+      (read) value of an element each time it is written (aihwkit's write_noise_std); the
+      hidden state that the response functions act on is unaffected.
+    - ``device_to_device``: ``{param_name: std}`` spreads sampled once per element.
+      Positive parameters get a log-normal factor exp(std*xi), signed ones an additive std*xi.
+    """
+
+    #: names of per-element parameters of the family (besides ``dw_min``)
+    element_params: tuple[str, ...] = ()
+    #: which of them are strictly positive (log-normal spreads)
+    positive_params: tuple[str, ...] = ()
+    #: human-readable family name
+    family: str = "device"
+
+    def __init__(
+        self,
+        *,
+        dw_min: float | None = None,
+        n_states: float | None = None,
+        cycle_noise: float = 0.0,
+        cycle_noise_type: str = "additive",
+        write_noise: float = 0.0,
+        device_to_device: Mapping[str, float] | None = None,
+    ) -> None:
+        if dw_min is not None and n_states is not None:
+            raise ValueError("give either dw_min or n_states, not both")
+        if n_states is not None:
+            _check_positive("n_states", n_states)
+            lo, hi = self.bounds()
+            dw_min = (float(hi) - float(lo)) / float(n_states)
+            if not math.isfinite(dw_min):
+                raise ValueError("n_states needs finite bounds; give dw_min instead")
+        if dw_min is None:
+            dw_min = 1e-3
+        _check_positive("dw_min", dw_min)
+        if cycle_noise < 0:
+            raise ValueError(f"cycle_noise must be >= 0 (allowed range: [0, inf)), got {cycle_noise!r}")
+        if cycle_noise_type not in ("additive", "multiplicative"):
+            raise ValueError(
+                f"cycle_noise_type must be 'additive' or 'multiplicative', got {cycle_noise_type!r}"
+            )
+        if write_noise < 0:
+            raise ValueError(f"write_noise must be >= 0 (allowed range: [0, inf)), got {write_noise!r}")
+        self.dw_min = dw_min
+        self.write_noise = float(write_noise)
+        self.cycle_noise = float(cycle_noise)
+        self.cycle_noise_type = cycle_noise_type
+        d2d = dict(device_to_device or {})
+        allowed = ("dw_min",) + self.element_params
+        for name, std in d2d.items():
+            if name not in allowed:
+                raise ValueError(
+                    f"device_to_device key {name!r} is not a per-element parameter of "
+                    f"{type(self).__name__}; allowed: {allowed}"
+                )
+            if std < 0:
+                raise ValueError(f"device_to_device[{name!r}] must be >= 0, got {std!r}")
+        self.device_to_device = d2d
+
+    # ------------------------------------------------------------------ response functions
+    def q_plus(self, w: torch.Tensor) -> torch.Tensor:
+        """Response to an up pulse at state w (positive inside the bounds)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement q_plus")
+
+    def q_minus(self, w: torch.Tensor) -> torch.Tensor:
+        """Response to a down pulse at state w (positive inside the bounds)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement q_minus")
+
+    def bounds(self) -> tuple[Number, Number]:
+        """(lower, upper) limits of the state; may be per-element tensors."""
+        return (-math.inf, math.inf)
+
+    def F(self, w: torch.Tensor) -> torch.Tensor:
+        """Symmetric component F = (q_minus + q_plus) / 2 (2502.06309 eq. 4)."""
+        return 0.5 * (self.q_minus(w) + self.q_plus(w))
+
+    def G(self, w: torch.Tensor) -> torch.Tensor:
+        """Asymmetric component G = (q_minus - q_plus) / 2 (2502.06309 eq. 4)."""
+        return 0.5 * (self.q_minus(w) - self.q_plus(w))
+
+    def ratio(self, w: torch.Tensor) -> torch.Tensor:
+        """Asymmetry ratio R = G / F (2502.06309 Sec. 1.5)."""
+        return self.G(w) / self.F(w)
+
+    def saturation(self, w: torch.Tensor) -> torch.Tensor:
+        """Saturation M = F^2 - G^2 = q_plus * q_minus."""
+        return self.q_plus(w) * self.q_minus(w)
+
+    def accumulated_asymmetry(self, w: torch.Tensor, steps: int = 256) -> torch.Tensor:
+        """R_c(w) = integral of R from the SP to w (trapezoid rule, elementwise)."""
+        sp = self.symmetric_point()
+        w = torch.as_tensor(w, dtype=torch.float64)
+        sp = torch.as_tensor(sp, dtype=torch.float64)
+        t = torch.linspace(0.0, 1.0, steps + 1, dtype=torch.float64).view(-1, *([1] * w.dim()))
+        pts = sp + t * (w - sp)
+        vals = self.ratio(pts)
+        return torch.trapezoid(vals, dx=1.0 / steps, dim=0) * (w - sp)
+
+    def symmetric_point(self) -> torch.Tensor:
+        """State where G = 0. Numeric by bisection inside the bounds unless a family overrides.
+
+        Returns a tensor with the shape of the per-element parameters (a 0-dim tensor for a
+        scalar device).
+        """
+        lo, hi = self.bounds()
+        lo_t = torch.as_tensor(lo, dtype=torch.float64)
+        hi_t = torch.as_tensor(hi, dtype=torch.float64)
+        shape = torch.broadcast_shapes(lo_t.shape, hi_t.shape, *self._param_shapes())
+        if not (torch.isfinite(lo_t).all() and torch.isfinite(hi_t).all()):
+            lo_t = torch.full(shape, -1e3, dtype=torch.float64)
+            hi_t = torch.full(shape, 1e3, dtype=torch.float64)
+        a = (lo_t + 1e-12 * (hi_t - lo_t)).expand(shape).clone()
+        b = (hi_t - 1e-12 * (hi_t - lo_t)).expand(shape).clone()
+        ga = self.G(a)
+        gb = self.G(b)
+        if ((ga * gb) > 0).any():
+            raise ValueError(
+                f"{type(self).__name__}: G does not change sign inside the bounds, so the device "
+                "has no symmetric point there"
+            )
+        for _ in range(80):
+            m = 0.5 * (a + b)
+            gm = self.G(m)
+            left = (ga * gm) <= 0
+            b = torch.where(left, m, b)
+            a = torch.where(left, a, m)
+            ga = torch.where(left, ga, gm)
+        return 0.5 * (a + b)
+
+    # ------------------------------------------------------------------ per-element params
+    def _param_shapes(self) -> list[torch.Size]:
+        shapes = []
+        for name in ("dw_min",) + self.element_params:
+            v = getattr(self, name)
+            if isinstance(v, torch.Tensor):
+                shapes.append(v.shape)
+        return shapes
+
+    def params(self) -> dict[str, Number]:
+        """The per-element parameters (scalars before ``sample``, tensors after)."""
+        return {name: getattr(self, name) for name in ("dw_min",) + self.element_params}
+
+    def with_params(self, **params: Number) -> "Device":
+        """Copy of this device with the given parameters replaced."""
+        new = copy.copy(self)
+        for name, value in params.items():
+            if name not in ("dw_min",) + self.element_params:
+                raise ValueError(f"{name!r} is not a per-element parameter of {type(self).__name__}")
+            setattr(new, name, value)
+        return new
+
+    def sample(
+        self,
+        shape: tuple[int, ...],
+        generator: torch.Generator | None = None,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype = torch.float32,
+    ) -> "Device":
+        """Draw per-element parameters of the given shape (device-to-device variation)."""
+        out = {}
+        for name in ("dw_min",) + self.element_params:
+            base = torch.full(shape, float(getattr(self, name)), dtype=dtype, device=device)
+            std = self.device_to_device.get(name, 0.0)
+            if std > 0:
+                xi = torch.randn(shape, generator=generator, dtype=dtype, device="cpu").to(device)
+                if name == "dw_min" or name in self.positive_params:
+                    base = base * torch.exp(std * xi)
+                else:
+                    base = base + std * xi
+            out[name] = base
+        new = self.with_params(**out)
+        new.device_to_device = {}
+        new._validate_sampled()
+        return new
+
+    def _validate_sampled(self) -> None:
+        """Hook for families to check sampled parameters (e.g. bounds still ordered)."""
+
+    def validate_response(self, points: int = 257) -> None:
+        """Raise ValueError if q_plus or q_minus is not positive strictly inside the bounds."""
+        lo, hi = self.bounds()
+        lo_f, hi_f = float(torch.as_tensor(lo).min()), float(torch.as_tensor(hi).max())
+        if not math.isfinite(lo_f) or not math.isfinite(hi_f):
+            lo_f, hi_f = -10.0, 10.0
+        t = torch.linspace(0.0, 1.0, points, dtype=torch.float64)[1:-1]
+        w = lo_f + t * (hi_f - lo_f)
+        for name, fn in (("q_plus", self.q_plus), ("q_minus", self.q_minus)):
+            vals = fn(w)
+            if not isinstance(vals, torch.Tensor) or vals.shape != w.shape:
+                raise ValueError(
+                    f"{name} must return a tensor of the input's shape {tuple(w.shape)}, "
+                    f"got {getattr(vals, 'shape', type(vals))}"
+                )
+            if not torch.isfinite(vals).all() or (vals <= 0).any():
+                raise ValueError(
+                    f"{name} must be finite and > 0 strictly inside the bounds "
+                    f"({lo_f}, {hi_f}); allowed range of the response: (0, inf)"
+                )
+
+    def to(self, device=None, dtype=None) -> "Device":
+        """Move tensor parameters to a torch device / dtype."""
+        moved = {}
+        for name, v in self.params().items():
+            if isinstance(v, torch.Tensor):
+                moved[name] = v.to(device=device, dtype=dtype if v.is_floating_point() else None)
+        return self.with_params(**moved) if moved else self
+
+    def describe(self) -> dict:
+        """Plain-data description (for configs and summaries)."""
+        d = {"family": self.family}
+        for name, v in self.params().items():
+            d[name] = float(v) if not isinstance(v, torch.Tensor) else "per-element"
+        d["cycle_noise"] = self.cycle_noise
+        d["cycle_noise_type"] = self.cycle_noise_type
+        if self.write_noise:
+            d["write_noise"] = self.write_noise
+        if self.device_to_device:
+            d["device_to_device"] = dict(self.device_to_device)
+        return d
+
+    def __repr__(self) -> str:
+        inner = ", ".join(f"{k}={v}" for k, v in self.describe().items() if k != "family")
+        return f"{type(self).__name__}({inner})"

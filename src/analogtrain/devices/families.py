@@ -1,0 +1,321 @@
+"""Response-function families (2502.06309 table in Sec. 1.1 / App. B eq. 16, App. K.1).
+
+| family       | q_plus(w)                              | q_minus(w)                             | SP |
+|--------------|----------------------------------------|----------------------------------------|----|
+| Ideal        | 1                                      | 1                                      | any (0 reported) |
+| SoftBounds   | a_up (1 - w / w_max)                   | a_down (1 - w / w_min)                 | (a_up - a_down)/(a_up/w_max - a_down/w_min) |
+| Power        | (1 - w/tau)^gamma                      | (1 + w/tau)^gamma                      | 0 |
+| Exponential  | (exp(g(1 - w/tau)) - 1)/(exp(g) - 1)   | (exp(g(1 + w/tau)) - 1)/(exp(g) - 1)   | 0 |
+| Piecewise    | linear interpolation of measured nodes | idem                                   | numeric |
+| Custom       | any callable                           | any callable                           | numeric |
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+
+from .base import Device, _check_positive
+
+
+class Ideal(Device):
+    """Ideal device: q_plus = q_minus = 1 (Digital SGD when pulses are exact).
+
+    ``bounds`` are hard limits (default unbounded).
+    """
+
+    family = "ideal"
+
+    def __init__(self, *, bounds: tuple[float, float] = (-math.inf, math.inf), **kwargs) -> None:
+        lo, hi = bounds
+        if not lo < hi:
+            raise ValueError(f"bounds must satisfy lo < hi, got {bounds!r}")
+        self._bounds = (float(lo), float(hi))
+        super().__init__(**kwargs)
+
+    def q_plus(self, w):
+        return torch.ones_like(w)
+
+    def q_minus(self, w):
+        return torch.ones_like(w)
+
+    def bounds(self):
+        return self._bounds
+
+    def symmetric_point(self):
+        """Every state is symmetric; 0 is reported."""
+        shapes = self._param_shapes()
+        shape = torch.broadcast_shapes(*shapes) if shapes else ()
+        return torch.zeros(shape, dtype=torch.float64)
+
+    def describe(self):
+        d = super().describe()
+        d["bounds"] = list(self._bounds)
+        return d
+
+
+class SoftBounds(Device):
+    """Generic linear (soft-bounds) device.
+
+    Paper form (2502.06309 Fig. 2, "c_Lin"): ``SoftBounds(tau=3.5, asymmetry=c)`` gives
+    q_plus = (1 + c)(1 - w/tau), q_minus = (1 - c)(1 + w/tau) and SP = c * tau.
+    aihwkit form: ``SoftBounds(up_slope=a_up, down_slope=a_down, w_max=b_max, w_min=b_min)``
+    (b_min < 0) gives q_plus = a_up (1 - w/b_max), q_minus = a_down (1 - w/b_min) and
+    SP = (a_up - a_down) / (a_up/b_max - a_down/b_min) (2602.21321 App. F.1, sign as in
+    aihwkit's SoftBoundsReferenceDevice).
+
+    Extra device-to-device keys (2602.21321 eq. 103-104): ``"slope"`` draws a common
+    log-normal factor gamma_d = exp(std*xi) for both slopes, ``"up_down"`` an additive
+    rho = std*xi with a_up = gamma_d + rho, a_down = gamma_d - rho.
+    """
+
+    family = "softbounds"
+    element_params = ("up_slope", "down_slope", "w_max", "w_min")
+    positive_params = ("up_slope", "down_slope", "w_max", "w_min")  # log-normal (scale) spreads
+
+    def __init__(
+        self,
+        tau: float | None = None,
+        asymmetry: float | None = None,
+        *,
+        up_slope: float | None = None,
+        down_slope: float | None = None,
+        w_max: float | None = None,
+        w_min: float | None = None,
+        **kwargs,
+    ) -> None:
+        spreads = dict(kwargs.pop("device_to_device", None) or {})
+        self._slope_spread = float(spreads.pop("slope", 0.0))
+        self._up_down_spread = float(spreads.pop("up_down", 0.0))
+        if self._slope_spread < 0 or self._up_down_spread < 0:
+            raise ValueError("device_to_device spreads 'slope' and 'up_down' must be >= 0")
+        if tau is not None or asymmetry is not None:
+            if any(v is not None for v in (up_slope, down_slope, w_max, w_min)):
+                raise ValueError("give either (tau, asymmetry) or (up_slope, down_slope, w_max, w_min)")
+            tau = 1.0 if tau is None else tau
+            asymmetry = 0.0 if asymmetry is None else asymmetry
+            _check_positive("tau", tau)
+            if not -1.0 < asymmetry < 1.0:
+                raise ValueError(f"asymmetry must lie in (-1, 1), got {asymmetry!r}")
+            up_slope, down_slope = 1.0 + asymmetry, 1.0 - asymmetry
+            w_max, w_min = tau, -tau
+        up_slope = 1.0 if up_slope is None else up_slope
+        down_slope = 1.0 if down_slope is None else down_slope
+        w_max = 1.0 if w_max is None else w_max
+        w_min = -1.0 if w_min is None else w_min
+        _check_positive("up_slope", up_slope)
+        _check_positive("down_slope", down_slope)
+        if not w_min < 0 < w_max:
+            raise ValueError(
+                f"bounds must satisfy w_min < 0 < w_max (allowed: w_min in (-inf, 0), "
+                f"w_max in (0, inf)), got w_min={w_min!r}, w_max={w_max!r}"
+            )
+        self.up_slope, self.down_slope = float(up_slope), float(down_slope)
+        self.w_max, self.w_min = float(w_max), float(w_min)
+        super().__init__(device_to_device=spreads, **kwargs)
+
+    def q_plus(self, w):
+        return self.up_slope * (1.0 - w / self.w_max)
+
+    def q_minus(self, w):
+        return self.down_slope * (1.0 - w / self.w_min)
+
+    def bounds(self):
+        return (self.w_min, self.w_max)
+
+    def symmetric_point(self):
+        sp = (self.up_slope - self.down_slope) / (self.up_slope / self.w_max - self.down_slope / self.w_min)
+        return torch.as_tensor(sp, dtype=torch.float64) if not isinstance(sp, torch.Tensor) else sp
+
+    def sample(self, shape, generator=None, device=None, dtype=torch.float32):
+        new = super().sample(shape, generator, device, dtype)
+        if self._slope_spread > 0 or self._up_down_spread > 0:
+            common = torch.exp(self._slope_spread * torch.randn(shape, generator=generator, dtype=dtype)).to(device)
+            rho = (self._up_down_spread * torch.randn(shape, generator=generator, dtype=dtype)).to(device)
+            new.up_slope = (new.up_slope * common + rho).clamp_min(1e-3)
+            new.down_slope = (new.down_slope * common - rho).clamp_min(1e-3)
+        new._slope_spread = 0.0
+        new._up_down_spread = 0.0
+        return new
+
+    def describe(self):
+        d = super().describe()
+        if self._slope_spread or self._up_down_spread:
+            d.setdefault("device_to_device", {})
+            d["device_to_device"].update(slope=self._slope_spread, up_down=self._up_down_spread)
+        return d
+
+
+class Power(Device):
+    """Power response: q_plus = (1 - w/tau)^gamma, q_minus = (1 + w/tau)^gamma, range [-tau, tau].
+
+    2502.06309 App. K.1 eq. 148 (aihwkit PowStepDevice up to a constant absorbed in dw_min).
+    """
+
+    family = "power"
+    element_params = ("tau", "gamma")
+    positive_params = ("tau", "gamma")
+
+    def __init__(self, gamma: float = 1.0, tau: float = 1.0, **kwargs) -> None:
+        _check_positive("gamma", gamma)
+        _check_positive("tau", tau)
+        self.gamma, self.tau = float(gamma), float(tau)
+        super().__init__(**kwargs)
+
+    def q_plus(self, w):
+        return (1.0 - w / self.tau).clamp_min(0.0) ** self.gamma
+
+    def q_minus(self, w):
+        return (1.0 + w / self.tau).clamp_min(0.0) ** self.gamma
+
+    def bounds(self):
+        return (-self.tau, self.tau)
+
+    def symmetric_point(self):
+        shapes = self._param_shapes()
+        return torch.zeros(torch.broadcast_shapes(*shapes) if shapes else (), dtype=torch.float64)
+
+
+class Exponential(Device):
+    """Exponential response (2502.06309 App. K.1 eq. 149), range [-tau, tau]:
+
+    q_plus = (exp(gamma (1 - w/tau)) - 1) / (exp(gamma) - 1),
+    q_minus = (exp(gamma (1 + w/tau)) - 1) / (exp(gamma) - 1).
+    """
+
+    family = "exponential"
+    element_params = ("tau", "gamma")
+    positive_params = ("tau", "gamma")
+
+    def __init__(self, gamma: float = 1.0, tau: float = 1.0, **kwargs) -> None:
+        _check_positive("gamma", gamma)
+        _check_positive("tau", tau)
+        self.gamma, self.tau = float(gamma), float(tau)
+        super().__init__(**kwargs)
+
+    def _shape(self, u):
+        g = self.gamma
+        if isinstance(g, torch.Tensor):
+            return torch.expm1(g * u) / torch.expm1(g)
+        return torch.expm1(g * u) / math.expm1(g)
+
+    def q_plus(self, w):
+        return self._shape((1.0 - w / self.tau).clamp_min(0.0))
+
+    def q_minus(self, w):
+        return self._shape((1.0 + w / self.tau).clamp_min(0.0))
+
+    def bounds(self):
+        return (-self.tau, self.tau)
+
+    def symmetric_point(self):
+        shapes = self._param_shapes()
+        return torch.zeros(torch.broadcast_shapes(*shapes) if shapes else (), dtype=torch.float64)
+
+
+class Piecewise(Device):
+    """Response measured at nodes ``w_nodes`` (increasing), linearly interpolated.
+
+    ``q_plus_nodes`` / ``q_minus_nodes`` are the measured responses (step / dw_min) at the
+    nodes; the bounds are the first and last node. aihwkit's PiecewiseStepDevice takes the
+    same data on an equidistant grid.
+    """
+
+    family = "piecewise"
+
+    def __init__(
+        self,
+        w_nodes: Sequence[float],
+        q_plus_nodes: Sequence[float],
+        q_minus_nodes: Sequence[float],
+        **kwargs,
+    ) -> None:
+        nodes = torch.as_tensor(w_nodes, dtype=torch.float64)
+        qp = torch.as_tensor(q_plus_nodes, dtype=torch.float64)
+        qm = torch.as_tensor(q_minus_nodes, dtype=torch.float64)
+        if nodes.dim() != 1 or nodes.numel() < 2:
+            raise ValueError("w_nodes must be a 1-D sequence of at least 2 points")
+        if qp.shape != nodes.shape or qm.shape != nodes.shape:
+            raise ValueError(
+                f"q_plus_nodes and q_minus_nodes must have the shape of w_nodes {tuple(nodes.shape)}"
+            )
+        if not (nodes[1:] > nodes[:-1]).all():
+            raise ValueError("w_nodes must be strictly increasing (bounds reversed or repeated)")
+        if (qp[:-1] <= 0).any() or (qm[1:] <= 0).any():
+            raise ValueError(
+                "q_plus_nodes must be > 0 below the upper bound and q_minus_nodes > 0 above the "
+                "lower bound (allowed range of the response: (0, inf))"
+            )
+        if (qp < 0).any() or (qm < 0).any():
+            raise ValueError("responses must be >= 0 at every node")
+        self.w_nodes, self.q_plus_nodes, self.q_minus_nodes = nodes, qp, qm
+        super().__init__(**kwargs)
+
+    def _interp(self, w, values):
+        nodes = self.w_nodes.to(device=w.device, dtype=w.dtype)
+        vals = values.to(device=w.device, dtype=w.dtype)
+        wc = w.clamp(nodes[0], nodes[-1])
+        idx = torch.searchsorted(nodes, wc.contiguous(), right=True).clamp(1, nodes.numel() - 1)
+        x0, x1 = nodes[idx - 1], nodes[idx]
+        y0, y1 = vals[idx - 1], vals[idx]
+        return y0 + (y1 - y0) * (wc - x0) / (x1 - x0)
+
+    def q_plus(self, w):
+        return self._interp(w, self.q_plus_nodes)
+
+    def q_minus(self, w):
+        return self._interp(w, self.q_minus_nodes)
+
+    def bounds(self):
+        return (float(self.w_nodes[0]), float(self.w_nodes[-1]))
+
+    def describe(self):
+        d = super().describe()
+        d.update(w_nodes=self.w_nodes.tolist(), q_plus_nodes=self.q_plus_nodes.tolist(),
+                 q_minus_nodes=self.q_minus_nodes.tolist())
+        return d
+
+
+class Custom(Device):
+    """Any response given as two Python callables on tensors, e.g.
+
+    ``Custom(q_plus=lambda w: 1 - w, q_minus=lambda w: 1 + 0.5 * w, bounds=(-1, 1))``.
+
+    The callables must return a tensor of their input's shape, positive strictly inside
+    ``bounds``; this is checked at construction. The SP is found numerically.
+    """
+
+    family = "custom"
+
+    def __init__(
+        self,
+        q_plus: Callable[[torch.Tensor], torch.Tensor],
+        q_minus: Callable[[torch.Tensor], torch.Tensor],
+        bounds: tuple[float, float] = (-1.0, 1.0),
+        **kwargs,
+    ) -> None:
+        if not callable(q_plus) or not callable(q_minus):
+            raise ValueError("q_plus and q_minus must be callables taking and returning tensors")
+        lo, hi = bounds
+        if not lo < hi:
+            raise ValueError(f"bounds must satisfy lo < hi (reversed or empty), got {bounds!r}")
+        self._q_plus, self._q_minus = q_plus, q_minus
+        self._bounds = (float(lo), float(hi))
+        super().__init__(**kwargs)
+        self.validate_response()
+
+    def q_plus(self, w):
+        return self._q_plus(w)
+
+    def q_minus(self, w):
+        return self._q_minus(w)
+
+    def bounds(self):
+        return self._bounds
+
+    def describe(self):
+        d = super().describe()
+        d["bounds"] = list(self._bounds)
+        return d

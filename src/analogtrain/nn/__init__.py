@@ -1,0 +1,6 @@
+"""Torch glue: analog layers and model conversion."""
+
+from .convert import convert
+from .layers import AnalogConv2d, AnalogLinear
+
+__all__ = ["AnalogLinear", "AnalogConv2d", "convert"]

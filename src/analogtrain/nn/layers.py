@@ -1,0 +1,170 @@
+"""Analog layers: torch modules whose weight lives on analog arrays.
+
+Forward and backward MVMs go through the periphery (``config.io``) with the algorithm's
+effective weight. Backward records the layer input x and output error d; the optimizer
+(:class:`analogtrain.optim.AnalogSGD`) hands them to the algorithm's ``step``. The module
+parameter ``weight`` mirrors the effective weight for inspection; it receives no gradient.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..config import AnalogConfig, TileSpec
+
+
+class _AnalogMVM(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, weight_param, layer):
+        weight = layer.tile.effective_weight()
+        ctx.layer = layer
+        ctx.save_for_backward(x, weight)
+        return layer.config.io.mvm(x, weight, layer.io_generator)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        x, weight = ctx.saved_tensors
+        layer = ctx.layer
+        layer._pending.append((x.detach(), grad_out.detach()))
+        grad_in = None
+        if ctx.needs_input_grad[0]:
+            grad_in = layer._backward_io.mvm(grad_out, weight.transpose(0, 1), layer.io_generator)
+        return grad_in, None, None
+
+
+class _AnalogLayerMixin:
+    """Shared machinery of AnalogLinear and AnalogConv2d."""
+
+    def _build(self, out_features: int, in_features: int, config: AnalogConfig, seed: int,
+               init_weight: torch.Tensor | None, bias: bool, init_bias: torch.Tensor | None):
+        if config is None:
+            config = AnalogConfig()
+        if not isinstance(config, AnalogConfig):
+            raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")
+        self.config = config
+        self.seed = int(seed)
+        if init_weight is None:
+            gen = torch.Generator().manual_seed(self.seed)
+            bound = 1.0 / math.sqrt(in_features)
+            init_weight = (torch.rand((out_features, in_features), generator=gen) * 2 - 1) * bound
+        spec = TileSpec((out_features, in_features), config, seed=self.seed, init_weight=init_weight.detach().clone())
+        self.tile = config.algorithm.init(spec)
+        self.weight = nn.Parameter(self.tile.effective_weight().detach().clone())
+        self.weight.analog_layer = self
+        if bias:
+            if init_bias is None:
+                gen = torch.Generator().manual_seed(self.seed + 7)
+                init_bias = (torch.rand(out_features, generator=gen) * 2 - 1) / math.sqrt(in_features)
+            self.bias = nn.Parameter(init_bias.detach().clone().to(config.dtype))
+        else:
+            self.register_parameter("bias", None)
+        self.io_generator = torch.Generator().manual_seed(self.seed + 11)
+        self._backward_io = config.io.backward_io()
+        self._pending: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    @property
+    def arrays(self):
+        """The analog arrays of this layer by name (e.g. ``layer.arrays["P"].read()``)."""
+        return self.tile.arrays
+
+    def _mvm(self, x2d: torch.Tensor) -> torch.Tensor:
+        return _AnalogMVM.apply(x2d, self.weight, self)
+
+    def analog_step(self, lr: float) -> None:
+        """Apply the recorded (x, d) pairs through the algorithm and clear them."""
+        if not self._pending:
+            return
+        if len(self._pending) == 1:
+            x, d = self._pending[0]
+        else:
+            x = torch.cat([p[0] for p in self._pending])
+            d = torch.cat([p[1] for p in self._pending])
+        self._pending.clear()
+        self.tile.step(x, d, lr)
+        with torch.no_grad():
+            self.weight.copy_(self.tile.effective_weight())
+
+    def clear_pending(self) -> None:
+        self._pending.clear()
+
+    def summary(self) -> dict:
+        return self.tile.summary()
+
+    def get_extra_state(self):
+        return {"tile": self.tile.state_dict(), "io_rng": self.io_generator.get_state()}
+
+    def set_extra_state(self, state):
+        self.tile.load_state_dict(state["tile"])
+        self.io_generator.set_state(state["io_rng"])
+        with torch.no_grad():
+            self.weight.copy_(self.tile.effective_weight())
+
+    def _apply(self, fn, recurse=True):
+        probe = fn(torch.zeros(1, dtype=self.config.dtype, device=self.weight.device))
+        out = super()._apply(fn, recurse)
+        self.tile.to(probe.device, probe.dtype)
+        if probe.device != self.io_generator.device:
+            seed = int(torch.randint(0, 2**62, (1,), generator=self.io_generator, device=self.io_generator.device).item())
+            self.io_generator = torch.Generator(device=probe.device).manual_seed(seed)
+        self.weight.analog_layer = self
+        return out
+
+
+class AnalogLinear(_AnalogLayerMixin, nn.Module):
+    """Linear layer y = W_eff x + b with W_eff from the algorithm's arrays; bias digital."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, config: AnalogConfig | None = None,
+                 seed: int = 0, init_weight: torch.Tensor | None = None, init_bias: torch.Tensor | None = None):
+        super().__init__()
+        if in_features <= 0 or out_features <= 0:
+            raise ValueError(f"in_features and out_features must be > 0, got {in_features}, {out_features}")
+        self.in_features, self.out_features = in_features, out_features
+        self._build(out_features, in_features, config, seed, init_weight, bias, init_bias)
+
+    def forward(self, x):
+        lead = x.shape[:-1]
+        y = self._mvm(x.reshape(-1, self.in_features).to(self.config.dtype))
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+    def extra_repr(self):
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"algorithm={self.config.algorithm.name}")
+
+
+class AnalogConv2d(_AnalogLayerMixin, nn.Module):
+    """2-D convolution as an MVM over unfolded patches; every patch is one rank-1 update."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
+                 bias: bool = True, config: AnalogConfig | None = None, seed: int = 0,
+                 init_weight: torch.Tensor | None = None, init_bias: torch.Tensor | None = None):
+        super().__init__()
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
+        self.padding, self.dilation = pair(padding), pair(dilation)
+        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
+        if init_weight is not None:
+            init_weight = init_weight.reshape(out_channels, fan_in)
+        self._build(out_channels, fan_in, config, seed, init_weight, bias, init_bias)
+
+    def forward(self, x):
+        b, _, h, w = x.shape
+        cols = F.unfold(x.to(self.config.dtype), self.kernel_size, self.dilation, self.padding, self.stride)
+        n_patches = cols.shape[-1]
+        y = self._mvm(cols.transpose(1, 2).reshape(b * n_patches, -1))
+        oh = (h + 2 * self.padding[0] - self.dilation[0] * (self.kernel_size[0] - 1) - 1) // self.stride[0] + 1
+        ow = (w + 2 * self.padding[1] - self.dilation[1] * (self.kernel_size[1] - 1) - 1) // self.stride[1] + 1
+        y = y.reshape(b, n_patches, self.out_channels).transpose(1, 2).reshape(b, self.out_channels, oh, ow)
+        if self.bias is not None:
+            y = y + self.bias.view(1, -1, 1, 1)
+        return y
+
+    def extra_repr(self):
+        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+                f"padding={self.padding}, algorithm={self.config.algorithm.name}")

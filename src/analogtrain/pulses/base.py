@@ -1,0 +1,119 @@
+"""Pulse-engine interface and the single-pulse physics shared by all engines.
+
+An engine turns a desired increment into pulses on an array's hidden state ``w`` (in
+place) and returns how many up and down pulses it fired. Two entry points:
+
+- ``apply(w, device, delta, generator)``: a desired increment per element;
+- ``apply_outer(w, device, x, d, lr, generator)``: the rank update of one SGD step,
+  desired increment  dW = -lr * sum_b d_b x_b^T  (x: (B, in), d: (B, out), W: (out, in)).
+
+``device`` is a sampled device (per-element parameter tensors of w's shape, or scalars).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..devices.base import Device
+
+
+@dataclass
+class PulseStats:
+    """Pulses fired by one engine call (0-dim tensors, no host sync)."""
+
+    up: torch.Tensor
+    down: torch.Tensor
+    #: flat indices or mask of elements that received pulses (only when asked for)
+    touched: torch.Tensor | None = None
+
+
+def clamp_to_bounds(w: torch.Tensor, device: Device) -> torch.Tensor:
+    """Clamp w into the device's [lo, hi] (per-element tensors or scalars)."""
+    lo, hi = device.bounds()
+    if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+        lo_t = torch.as_tensor(lo, dtype=w.dtype, device=w.device)
+        hi_t = torch.as_tensor(hi, dtype=w.dtype, device=w.device)
+        return torch.minimum(torch.maximum(w, lo_t), hi_t)
+    return w.clamp(min=float(lo), max=float(hi))
+
+
+def pulse_step(
+    w: torch.Tensor, device: Device, sign: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """One pulse of polarity ``sign`` (+1/-1, elementwise) on every element of ``w``.
+
+    w <- w + sign * dw_min * (q_sign(w) + sigma_c * xi)   (2502.06309 App. C eq. 26),
+    or q_sign(w) * (1 + sigma_c * xi) for multiplicative cycle noise; then clamped to bounds.
+    """
+    q = torch.where(sign > 0, device.q_plus(w), device.q_minus(w))
+    if device.cycle_noise > 0:
+        xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+        if device.cycle_noise_type == "additive":
+            q = q + device.cycle_noise * xi
+        else:
+            q = q * (1.0 + device.cycle_noise * xi)
+    return clamp_to_bounds(w + sign * device.dw_min * q, device)
+
+
+def apply_pulse_counts(
+    w: torch.Tensor, device: Device, counts: torch.Tensor, generator: torch.Generator | None
+) -> torch.Tensor:
+    """Apply |counts| pulses of polarity sign(counts) to each element, one pulse at a time.
+
+    Returns the new state (w is not modified). Elements with count 0 are left unchanged.
+    """
+    n = counts.abs()
+    max_n = int(n.max().item()) if n.numel() else 0
+    if max_n == 0:
+        return w
+    sign = torch.sign(counts).to(w.dtype)
+    for t in range(max_n):
+        active = n > t
+        w = torch.where(active, pulse_step(w, device, sign, generator), w)
+    return w
+
+
+def index_device(device: Device, index: torch.Tensor) -> Device:
+    """Device restricted to flat element indices ``index`` (scalar parameters stay scalars)."""
+    picked = {}
+    for name, v in device.params().items():
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            picked[name] = v.reshape(-1)[index]
+    return device.with_params(**picked) if picked else device
+
+
+def slice_device(device: Device, start: int, stop: int) -> Device:
+    """Device whose per-element parameters (already 1-D) are sliced to [start, stop)."""
+    picked = {}
+    for name, v in device.params().items():
+        if isinstance(v, torch.Tensor) and v.dim() > 0:
+            picked[name] = v[start:stop]
+    return device.with_params(**picked) if picked else device
+
+
+def nominal_dw_min(device: Device) -> float:
+    """Mean dw_min of the array (what the periphery assumes when it sizes pulse trains)."""
+    v = device.dw_min
+    return float(v.mean()) if isinstance(v, torch.Tensor) else float(v)
+
+
+def outer_delta(x: torch.Tensor, d: torch.Tensor, lr: float) -> torch.Tensor:
+    """Desired increment of an SGD step: -lr * d^T x (sum over the batch)."""
+    return -lr * (d.transpose(0, 1) @ x)
+
+
+class PulseEngine:
+    """Interface of all engines."""
+
+    name = "engine"
+
+    def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
+        raise NotImplementedError(f"{type(self).__name__} must implement apply")
+
+    def apply_outer(self, w, device, x, d, lr, generator=None, need_touched=False) -> PulseStats:
+        return self.apply(w, device, outer_delta(x, d, lr), generator, need_touched)
+
+    def describe(self) -> dict:
+        return {"engine": self.name}
