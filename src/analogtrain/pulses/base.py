@@ -99,6 +99,13 @@ def nominal_dw_min(device: Device) -> float:
     return float(v.mean()) if isinstance(v, torch.Tensor) else float(v)
 
 
+def check_bit_length(value) -> int:
+    """Validate a pulse-train bit length: an integer >= 1."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+        raise ValueError(f"bit_length must be an integer >= 1 (allowed range: [1, inf)), got {value!r}")
+    return int(value)
+
+
 def outer_delta(x: torch.Tensor, d: torch.Tensor, lr: float) -> torch.Tensor:
     """Desired increment of an SGD step: -lr * d^T x (sum over the batch)."""
     return -lr * (d.transpose(0, 1) @ x)

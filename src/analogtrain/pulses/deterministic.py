@@ -9,18 +9,16 @@ from __future__ import annotations
 
 import torch
 
-from .base import PulseEngine, PulseStats, apply_pulse_counts
+from .base import PulseEngine, PulseStats, apply_pulse_counts, check_bit_length
 
 
 class DeterministicEngine(PulseEngine):
     name = "deterministic"
 
     def __init__(self, bit_length: int = 31, rounding: str = "ceil") -> None:
-        if int(bit_length) < 1:
-            raise ValueError(f"bit_length must be >= 1 (allowed range: [1, inf)), got {bit_length!r}")
+        self.bit_length = check_bit_length(bit_length)
         if rounding not in ("ceil", "round", "stochastic"):
             raise ValueError(f"rounding must be 'ceil', 'round' or 'stochastic', got {rounding!r}")
-        self.bit_length = int(bit_length)
         self.rounding = rounding
 
     def pulse_counts(self, delta, device, generator=None) -> torch.Tensor:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import torch
 
 from .base import (
+    check_bit_length,
     PulseEngine,
     PulseStats,
     apply_pulse_counts,
@@ -40,9 +41,7 @@ class StochasticEngine(PulseEngine):
         bl_management: bool = True,
         update_management: bool = True,
     ) -> None:
-        if int(bit_length) < 1:
-            raise ValueError(f"bit_length must be >= 1 (allowed range: [1, inf)), got {bit_length!r}")
-        self.bit_length = int(bit_length)
+        self.bit_length = check_bit_length(bit_length)
         self.bl_management = bool(bl_management)
         self.update_management = bool(update_management)
 
@@ -84,9 +83,11 @@ class StochasticEngine(PulseEngine):
     def apply_outer(self, w, device, x, d, lr, generator=None, need_touched=False) -> PulseStats:
         if x.dim() == 1:
             x, d = x[None], d[None]
+        if lr < 0:  # -lr d^T x == -|lr| (-d)^T x
+            lr, d = -lr, -d
         dw_min = nominal_dw_min(device)
         signed = self.coincidences(x, d, lr, dw_min, generator)
-        return self._apply_events(w, device, signed, generator, need_touched)
+        return self.apply_events(w, device, signed, generator, need_touched)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         """General increment: the pulse count per element is |dW|/dw_min stochastically
@@ -100,7 +101,7 @@ class StochasticEngine(PulseEngine):
         return PulseStats(counts.clamp_min(0).sum(), (-counts).clamp_min(0).sum(),
                           (counts != 0) if need_touched else None)
 
-    def _apply_events(self, w, device, signed, generator, need_touched) -> PulseStats:
+    def apply_events(self, w, device, signed, generator=None, need_touched=False) -> PulseStats:
         n_elem = w.numel()
         up = signed.clamp_min(0).sum()
         down = (-signed).clamp_min(0).sum()
