@@ -1,0 +1,1 @@
+"""Subcommand modules of the ``analogtrain`` command (see analogtrain.cli.SUBCOMMANDS)."""

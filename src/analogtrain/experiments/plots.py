@@ -1,0 +1,67 @@
+"""Plots of run metrics (matplotlib, Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+LOSS_KEYS = ("train_loss", "test_loss", "loss")
+
+
+def _series(rows: list[dict], key: str):
+    pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
+    return [p[0] for p in pts], [p[1] for p in pts]
+
+
+def plot_run(rows: list[dict], path, title: str = "") -> None:
+    """Loss curves (train/test/objective, log scale when positive) and accuracy vs epoch."""
+    has_acc = any(r.get("test_accuracy") is not None for r in rows)
+    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
+    ax = axes[0][0]
+    positive = True
+    for key in LOSS_KEYS:
+        x, y = _series(rows, key)
+        if x:
+            ax.plot(x, y, marker="o", markersize=3, label=key)
+            positive = positive and all(v > 0 for v in y)
+    if positive:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("loss")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if has_acc:
+        ax = axes[0][1]
+        x, y = _series(rows, "test_accuracy")
+        ax.plot(x, [100 * v for v in y], marker="o", markersize=3)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel("test accuracy (%)")
+        ax.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_curves(curves: dict[str, list[dict]], key: str, path, title: str = "", percent: bool = False,
+                log: bool = False) -> None:
+    """One line per label: ``key`` vs epoch (e.g. test accuracy of each demo row)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for label, rows in curves.items():
+        x, y = _series(rows, key)
+        if x:
+            ax.plot(x, [100 * v for v in y] if percent else y, marker="o", markersize=3, label=label)
+    if log:
+        ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(f"{key} (%)" if percent else key)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

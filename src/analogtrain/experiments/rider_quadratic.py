@@ -1,0 +1,108 @@
+"""SP tracking on a strongly convex quadratic (2602.21321 Thm 3.7 setting; reference test 12).
+
+f(W) = (L/2) ||W - W*||^2 with noisy gradients g = L (W-bar - W*) + sigma xi, xi ~ N(0, I),
+W of shape (D, 1). Any algorithm state is driven through its public interface: the gradient
+is taken at ``state.effective_weight()`` and handed to ``state.step(x, d, lr)`` with x = 1
+and d = g^T, so the desired increment of one step is -lr g.
+
+``run_quadratic`` returns the trajectory of |mean(W-bar) - w*|, mean(Q) and mean(P read).
+``compare`` runs RL (Q = 0), RIDER and E-RIDER on the same problem; it is what the test, the
+``rider_quadratic.toml`` config and the reproduction document use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from ..algorithms.rider import ERIDER, RIDER
+from ..config import AnalogConfig, TileSpec
+from ..devices import SoftBounds
+from ..periphery import IO
+
+
+@dataclass
+class QuadraticProblem:
+    """Problem and devices. P's SP is ``p_asymmetry * p_tau`` (SoftBounds(tau, asymmetry))."""
+
+    dim: int = 256
+    curvature: float = 1.0
+    w_star: float = 0.2
+    noise: float = 1.0
+    p_tau: float = 1.0
+    p_asymmetry: float = 0.3
+    w_tau: float = 1.0
+    dw_min: float = 1e-3
+    engine: str = "expected"
+    seed: int = 0
+
+    def config(self, algorithm) -> AnalogConfig:
+        return AnalogConfig(
+            algorithm=algorithm,
+            device={
+                "W": SoftBounds(tau=self.w_tau, asymmetry=0.0, dw_min=self.dw_min),
+                "P": SoftBounds(tau=self.p_tau, asymmetry=self.p_asymmetry, dw_min=self.dw_min),
+            },
+            io=IO.perfect(),
+            engine=self.engine,
+        )
+
+    @property
+    def p_symmetric_point(self) -> float:
+        return self.p_asymmetry * self.p_tau
+
+
+@dataclass
+class QuadraticTrace:
+    steps: list[int] = field(default_factory=list)
+    weight_error: list[float] = field(default_factory=list)  # |mean(W-bar) - w*|
+    q_mean: list[float] = field(default_factory=list)
+    p_mean: list[float] = field(default_factory=list)
+    w_mean: list[float] = field(default_factory=list)
+
+    def final(self, last: int = 1) -> dict:
+        """Averages of the last ``last`` records."""
+        def avg(v):
+            return sum(v[-last:]) / len(v[-last:])
+        return {"weight_error": avg(self.weight_error), "q_mean": avg(self.q_mean),
+                "p_mean": avg(self.p_mean), "w_mean": avg(self.w_mean)}
+
+
+def run_quadratic(algorithm, problem: QuadraticProblem, steps: int, lr: float, record_every: int = 100,
+                  state=None) -> tuple[object, QuadraticTrace]:
+    """Run ``steps`` noisy-gradient steps; returns (state, trace)."""
+    if state is None:
+        spec = TileSpec((problem.dim, 1), problem.config(algorithm), seed=problem.seed,
+                        init_weight=torch.zeros(problem.dim, 1))
+        state = algorithm.init(spec)
+    gen = torch.Generator().manual_seed(problem.seed + 12345)
+    x = torch.ones(1, 1)
+    w_star = torch.full((problem.dim, 1), problem.w_star)
+    trace = QuadraticTrace()
+    for k in range(steps):
+        w_bar = state.effective_weight()
+        g = problem.curvature * (w_bar - w_star) + problem.noise * torch.randn(w_bar.shape, generator=gen)
+        state.step(x, g.transpose(0, 1), lr)
+        if (k + 1) % record_every == 0 or k + 1 == steps:
+            w_bar = state.effective_weight()
+            trace.steps.append(k + 1)
+            trace.weight_error.append(abs(float(w_bar.mean()) - problem.w_star))
+            q = state.buffers.get("Q")
+            trace.q_mean.append(float(q.mean()) if q is not None else 0.0)
+            trace.p_mean.append(float(state.arrays["P"].read().mean()) if "P" in state.arrays else 0.0)
+            trace.w_mean.append(float(state.arrays["W"].read().mean()))
+    return state, trace
+
+
+def compare(problem: QuadraticProblem | None = None, steps: int = 4000, lr: float = 0.05,
+            algorithms: dict | None = None, record_every: int = 100) -> dict[str, QuadraticTrace]:
+    """RL (RIDER with eta = 0, i.e. Q = 0), RIDER and E-RIDER with default step sizes."""
+    problem = problem or QuadraticProblem()
+    algorithms = algorithms or {"RL": RIDER(eta=0.0), "RIDER": RIDER(), "E-RIDER": ERIDER()}
+    return {name: run_quadratic(alg, problem, steps, lr, record_every)[1] for name, alg in algorithms.items()}
+
+
+if __name__ == "__main__":  # pragma: no cover - manual exploration
+    for name, tr in compare().items():
+        print(name, {k: round(v, 4) for k, v in tr.final(5).items()})
