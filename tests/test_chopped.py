@@ -1,0 +1,128 @@
+"""Chopper mechanics of c-TTv2 and AGAD's on-the-fly reference (aihwkit Chopped/DynamicTransferCompound)."""
+
+import torch
+
+import analogtrain as at
+from analogtrain.algorithms import AGAD, ChoppedTikiTakaV2, TikiTakaV2
+
+SHAPE = (4, 6)
+
+
+def make_state(algo, device=None, seed=0, init=None):
+    device = device or at.devices.Ideal(dw_min=1e-3)
+    cfg = at.AnalogConfig(algorithm=algo, device=device, engine="expected")
+    init = torch.zeros(SHAPE) if init is None else init
+    return algo.init(at.TileSpec(SHAPE, cfg, seed=seed, init_weight=init))
+
+
+def test_chopper_flips_sign_written_to_p():
+    a = make_state(ChoppedTikiTakaV2(chop_prob=0.1, transfer_every=1000))
+    b = make_state(ChoppedTikiTakaV2(chop_prob=0.1, transfer_every=1000))
+    b.buffers["chopper"][[1, 4]] = -1.0
+    x = torch.randn(3, SHAPE[1])
+    d = torch.randn(3, SHAPE[0])
+    a.step(x, d, 0.1)
+    b.step(x, d, 0.1)
+    pa, pb = a.arrays["P"].read(), b.arrays["P"].read()
+    assert pa.abs().min() > 0
+    sign = torch.ones(SHAPE[1])
+    sign[[1, 4]] = -1.0
+    torch.testing.assert_close(pb, pa * sign, rtol=1e-6, atol=0)
+
+
+def test_chopper_sign_is_undone_on_read():
+    algo = ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6)
+    st = make_state(algo)
+    p0 = 0.1 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(1))
+    st.arrays["P"].program(p0)
+    st.buffers["chopper"][[0, 5]] = -1.0
+    st.transfer(lr=0.5)
+    sign = torch.ones(SHAPE[1])
+    sign[[0, 5]] = -1.0
+    torch.testing.assert_close(st.buffers["H"], 0.5 * p0 * sign, rtol=1e-6, atol=0)
+
+
+def test_chopped_gradient_round_trip_reaches_buffer_with_gradient_sign():
+    """Written with sign c, read back with sign c: H accumulates -lr*grad whatever c is."""
+    for chop in (1.0, -1.0):
+        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6))
+        st.buffers["chopper"].fill_(chop)
+        x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
+        d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
+        st.step(x, d, lr=0.1)
+        torch.testing.assert_close(st.buffers["H"], 0.1 * (-0.1 * d.T @ x), rtol=1e-5, atol=1e-8)
+
+
+def test_regular_chopper_period():
+    """chop_prob 0.25 -> n_samples 4: every column flips after each 4th full pass."""
+    st = make_state(ChoppedTikiTakaV2(chop_prob=0.25, columns_per_transfer=2))
+    signs = []
+    for _ in range(3 * 12):  # 3 transfers per pass, 12 passes
+        st.transfer(lr=0.1)
+        signs.append(st.buffers["chopper"].clone())
+    per_pass = torch.stack(signs[2::3])  # after each complete pass
+    expected = torch.tensor([1, 1, 1, -1, -1, -1, -1, 1, 1, 1, 1, -1], dtype=per_pass.dtype)
+    assert torch.equal(per_pass, expected[:, None].expand(12, SHAPE[1]))
+
+
+def test_random_chopper_flip_rate():
+    st = make_state(ChoppedTikiTakaV2(chop_prob=0.2, chop_random=True, columns_per_transfer=None))
+    flips = 0
+    prev = st.buffers["chopper"].clone()
+    n = 500
+    for _ in range(n):
+        st.transfer(lr=0.1)
+        flips += int((st.buffers["chopper"] != prev).sum())
+        prev = st.buffers["chopper"].clone()
+    rate = flips / (n * SHAPE[1])
+    # binomial(3000, 0.2): std 0.0073; 4 sigma
+    assert abs(rate - 0.2) < 0.03
+
+
+def test_zero_chop_prob_is_ttv2():
+    gen = torch.Generator().manual_seed(0)
+    xs = [torch.randn(2, SHAPE[1], generator=gen) for _ in range(30)]
+    ds = [torch.randn(2, SHAPE[0], generator=gen) for _ in range(30)]
+    a = make_state(TikiTakaV2(transfer_lr=20.0), device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
+    b = make_state(ChoppedTikiTakaV2(transfer_lr=20.0, chop_prob=0.0),
+                   device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
+    for x, d in zip(xs, ds):
+        a.step(x, d, 0.05)
+        b.step(x, d, 0.05)
+    assert a.arrays["W"].pulse_count["total"] > 0
+    assert torch.equal(a.arrays["W"].state, b.arrays["W"].state)
+    assert torch.equal(a.buffers["H"], b.buffers["H"])
+
+
+def test_agad_reference_absorbs_constant_offset_of_p():
+    """P holds a constant offset o (e.g. an SP off zero) and no gradient arrives: AGAD's past_mean
+    converges to o and nothing is written to W, whereas TT-v2 keeps transferring the offset."""
+    offset = 0.05 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(7))
+    # max_transfer_pulses large enough to drain the buffer during AGAD's warm-up (as aihwkit, the
+    # buffer is reduced but nothing is written while the first reference is not known)
+    agad = make_state(AGAD(chop_prob=0.1, columns_per_transfer=None, transfer_lr=1.0, max_transfer_pulses=100))
+    ttv2 = make_state(TikiTakaV2(columns_per_transfer=None, transfer_lr=1.0))
+    for st in (agad, ttv2):
+        st.arrays["P"].program(offset)
+        for _ in range(60):
+            st.transfer(lr=0.1)
+    assert agad.arrays["W"].pulse_count["total"] == 0
+    assert ttv2.arrays["W"].pulse_count["total"] > 100
+    # running mean with m = 5/10: error 2^-10 of o after the first 10 reads
+    torch.testing.assert_close(agad.reference(), offset, rtol=2e-3, atol=1e-7)
+
+
+def test_agad_transfers_sign_recovered_signal():
+    """P = o + c * s (offset plus chopped signal): the buffer accumulates s, not o."""
+    offset = torch.full(SHAPE, 0.04)
+    signal = 0.01 * torch.sign(torch.randn(SHAPE, generator=torch.Generator().manual_seed(8)))
+    st = make_state(AGAD(chop_prob=0.5, columns_per_transfer=None, transfer_lr=1.0, thres=1e6))
+    h_prev = None
+    for i in range(12):
+        c = st.buffers["chopper"]
+        st.arrays["P"].program(offset + c * signal)
+        st.transfer(lr=1.0)
+        if i >= 6:
+            # past_mean is the mean of the previous half period, o - c * s: increment 2 s per read
+            torch.testing.assert_close(st.buffers["H"] - h_prev, 2 * signal, rtol=0, atol=2e-3)
+        h_prev = st.buffers["H"].clone()
