@@ -1,5 +1,6 @@
 """Zero-shifting calibration (2602.21321 Sec. 2) against the closed forms in analogtrain.theory."""
 
+import itertools
 import math
 
 import pytest
@@ -110,7 +111,7 @@ def test_device_to_device_errors_shrink_with_pulses():
     assert float(sp.std()) > 0.05  # per-element SPs really differ
     res = zero_shift(arr, 800, checkpoints=[50, 100, 200, 400, 800])
     rms = res.rms_errors
-    assert all(b < a for a, b in zip(rms[:4], rms[1:4]))
+    assert all(b < a for a, b in itertools.pairwise(rms[:4]))
     # per-element prediction of the floor: mean of the per-element stationary MSE
     floor = float(th.zs_stationary_mse(arr.device).mean())
     assert rms[-1] ** 2 == pytest.approx(floor, rel=0.2)

@@ -1,0 +1,306 @@
+"""RIDER and E-RIDER: residual learning with dynamic symmetric-point tracking (2602.21321).
+
+Arrays: W (analog, the model weight), P (analog residual array that receives the gradient
+pulses), Q (digital EMA of P's reads, the running SP estimate) and, for E-RIDER, Q~ (an
+analog copy of Q acting as P's reference, re-programmed only when the chopper flips).
+All of P, Q and Q~ live in P's read space (read = state - reference), so a reference
+offset of P (``reference=ReferenceOffset(mean, std)``, Tables 1-2) is exactly an SP that
+Q has to find.
+
+One step k (Algorithm 2 for RIDER, Algorithm 3 for E-RIDER; c_k = 1 for RIDER):
+
+    W-bar_k = W_k + gamma c_k (P_k - R_k)                         mixed weight (forward/backward)
+    P_{k+1} = P_k - lr c_k g_k F_p(P_k) - lr |g_k| G_p(P_k)       (11a)/(18a), g_k = grad at W-bar_k
+    Q_{k+1} = (1 - eta) Q_k + eta P_{k+1}                         (12), digital
+    W_{k+1} = W_k + transfer_lr c_k (P_{k+1} - R_k) F_w - ...     (11b)/(18b), the transfer
+    c_{k+1} = -c_k with probability chop_prob (eq. 17); at a flip Q~ <- Q (programming, counted)
+
+where R_k, the reference that P is read against, is the digital Q_k for RIDER
+(``reference_sync="digital"``) and the analog copy Q~_k for E-RIDER (``"flips"``).
+With chop_prob = 0 the chopper never flips, so ``"auto"`` uses the digital Q and E-RIDER
+reduces exactly to RIDER (the paper: "RIDER is E-RIDER with p = 0").
+
+Transfers: ``transfer="direct"`` writes transfer_lr * signal to W through the transfer
+engine every step (eq. 11b); ``"buffered"`` is the practical form of Sec. 3.6 / the
+E-RIDER code: the signal accumulates in a digital buffer H (+= transfer_lr * signal) and
+whenever |H| reaches W's nominal dw_min, trunc(H / dw_min) pulses (at most ``transfer_bl``)
+are fired on W and subtracted from H (or H is cleared with ``forget_buffer``).
+``columns_per_transfer`` reads and transfers that many columns per step, cyclically (as the
+aihwkit transfer compounds do); ``None`` reads the whole array every step (the theory).
+
+Mapping of step sizes:
+
+| here                 | paper (2602.21321)  | E-RIDER code / aihwkit DynamicTransferCompound |
+|----------------------|---------------------|-----------------------------------------------|
+| optimizer ``lr``     | alpha (P step)      | fast_lr (x global lr when scale_fast_lr)       |
+| ``transfer_lr``      | beta (W step)       | transfer_lr (absolute, scale_transfer_lr=False) |
+| ``eta``              | eta (EMA of Q)      | tail_weightening / n_samples, n_samples = max(ceil(1/in_chop_prob), 2) |
+| ``gamma``            | gamma               | AIHWKIT_PREF_GAMMA ("pref" term, default 0.1)  |
+| ``chop_prob``        | p                   | in_chop_prob                                   |
+| ``chopper="regular"``| (Sec. 5)            | in_chop_random=False: flip every max(ceil(1/p), 2) steps |
+
+Defaults (gamma 0.5, eta 0.05, transfer_lr 0.05, chop_prob 0.05, random chopper, direct
+transfer of the whole array) were chosen on the small quadratic of
+``analogtrain.experiments.rider_quadratic`` with lr = 0.05 (rider_quadratic.toml) so that such
+problems work without tuning; they follow Theorem 3.7's ordering eta, transfer_lr < lr.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+from ..arrays import ReferenceOffset
+from ..pulses import DeterministicEngine
+from ..pulses.base import nominal_dw_min
+from .base import Algorithm, AlgorithmState, check_positive, check_unit
+
+TRANSFERS = ("direct", "buffered")
+CHOPPERS = ("random", "regular")
+SYNCS = ("auto", "digital", "flips")
+
+
+def _check_reference(owner: str, reference) -> None:
+    ok = (reference is None or isinstance(reference, (ReferenceOffset, float, int, torch.Tensor))
+          or reference in ("symmetric_point", "sp"))
+    if not ok:
+        raise ValueError(
+            f"{owner}.reference must be None, 'symmetric_point', a number, a tensor or a ReferenceOffset, "
+            f"got {reference!r}"
+        )
+
+
+@dataclass
+class _RiderParams(Algorithm):
+    """Hyper-parameters shared by RIDER and E-RIDER (see the module docstring)."""
+
+    gamma: float = 0.5
+    eta: float = 0.05
+    transfer_lr: float = 0.05
+    transfer: str = "direct"
+    columns_per_transfer: int | None = None
+    transfer_bl: int = 1
+    forget_buffer: bool = False
+    scale_transfer_lr: bool = False
+    reference: object = None
+
+    def _validate(self) -> None:
+        owner = type(self).__name__
+        check_positive(owner, "gamma", self.gamma, allow_zero=True)
+        check_unit(owner, "eta", self.eta)
+        check_positive(owner, "transfer_lr", self.transfer_lr, allow_zero=True)
+        if self.transfer not in TRANSFERS:
+            raise ValueError(f"{owner}.transfer must be one of {TRANSFERS}, got {self.transfer!r}")
+        if self.columns_per_transfer is not None and not (
+            isinstance(self.columns_per_transfer, int) and self.columns_per_transfer >= 1
+        ):
+            raise ValueError(f"{owner}.columns_per_transfer must be None or an int >= 1, got {self.columns_per_transfer!r}")
+        if not (isinstance(self.transfer_bl, int) and self.transfer_bl >= 1):
+            raise ValueError(f"{owner}.transfer_bl must be an int >= 1 (allowed range: [1, inf)), got {self.transfer_bl!r}")
+        _check_reference(owner, self.reference)
+
+    def __post_init__(self):
+        self._validate()
+
+
+@dataclass
+class ERIDER(_RiderParams):
+    """E-RIDER (2602.21321 Algorithm 3): RIDER plus a chopper on P's gradient and sign-recovery
+    in the mixed weight, W-bar = W + gamma c_k (P - Q~); Q~ is re-programmed from Q at flips.
+
+    ``chop_prob`` p in [0, 1]; ``chopper`` "random" (flip with probability p per step, eq. 17)
+    or "regular" (flip every max(ceil(1/p), 2) steps); ``reference_sync`` "auto" (Q~ re-programmed
+    at flips when p > 0, digital Q when p = 0), "flips" or "digital" (the digital Q in every
+    step, the equations (18) as written, at the price of a digital MVM in hardware).
+    """
+
+    name = "erider"
+
+    chop_prob: float = 0.05
+    chopper: str = "random"
+    reference_sync: str = "auto"
+
+    def __post_init__(self):
+        self._validate()
+        check_unit("ERIDER", "chop_prob", self.chop_prob)
+        if self.chopper not in CHOPPERS:
+            raise ValueError(f"ERIDER.chopper must be one of {CHOPPERS}, got {self.chopper!r}")
+        if self.reference_sync not in SYNCS:
+            raise ValueError(f"ERIDER.reference_sync must be one of {SYNCS}, got {self.reference_sync!r}")
+
+    def sync_mode(self) -> str:
+        if self.reference_sync != "auto":
+            return self.reference_sync
+        return "flips" if self.chop_prob > 0 else "digital"
+
+    def init(self, spec):
+        return RiderState(spec, self, self.chop_prob, self.chopper, self.sync_mode())
+
+
+@dataclass
+class RIDER(_RiderParams):
+    """RIDER (2602.21321 Algorithm 2): residual learning whose P is read against the digital EMA
+    Q of its own reads, so Q tracks P's symmetric point. Equal to ``ERIDER(chop_prob=0)``.
+    ``eta = 0`` freezes Q at 0: plain Residual Learning (Q = 0) with the same machinery.
+    """
+
+    name = "rider"
+
+    def init(self, spec):
+        return RiderState(spec, self, 0.0, "random", "digital")
+
+
+class RiderState(AlgorithmState):
+    """Per-layer state of RIDER / E-RIDER."""
+
+    def __init__(self, spec, params: _RiderParams, chop_prob: float, chopper: str, sync: str) -> None:
+        super().__init__(spec)
+        self.params = params
+        self.chop_prob = float(chop_prob)
+        self.chopper = chopper
+        self.sync = sync
+        init = spec.init_weight if spec.init_weight is not None else 0.0
+        self.arrays["W"] = spec.make_array("W", init=init)
+        self.arrays["P"] = spec.make_array("P", init=0.0, reference=params.reference)
+        P = self.arrays["P"]
+        self.buffers["Q"] = torch.zeros_like(P.state)
+        if sync == "flips":
+            self.buffers["Q_tilde"] = torch.zeros_like(P.state)
+        if params.transfer == "buffered":
+            self.buffers["H"] = torch.zeros_like(P.state)
+        self.generators["transfer_read"] = spec.generator("transfer_read")
+        # the chopper is host-side control logic: a CPU generator, no device sync per step
+        self.chop_generator = torch.Generator(device="cpu")
+        self.chop_generator.manual_seed(spec.array_seed("chopper"))
+        self.chop = 1
+        self.next_column = 0
+        self.transfer_engine = spec.config.make_transfer_engine()
+        self.pulse_engine = DeterministicEngine(bit_length=params.transfer_bl, rounding="round")
+        self.transfer_io = spec.config.transfer_io
+        self.counters.update(chopper_flips=0, q_tilde_syncs=0, q_tilde_programmed=0)
+        n_cols = P.shape[1]
+        self.period = max(math.ceil(1.0 / self.chop_prob), 2) if self.chop_prob > 0 else 0
+        self.cols_per_step = None if params.columns_per_transfer is None else min(params.columns_per_transfer, n_cols)
+
+    # ------------------------------------------------------------------ what forward sees
+    def reference_buffer(self) -> torch.Tensor:
+        """R_k: the reference P is read against (digital Q, or the analog copy Q~)."""
+        return self.buffers["Q_tilde"] if self.sync == "flips" else self.buffers["Q"]
+
+    def effective_weight(self) -> torch.Tensor:
+        """W-bar = W + gamma c (P - R)."""
+        W, P = self.arrays["W"], self.arrays["P"]
+        gamma = self.params.gamma
+        if gamma == 0:
+            return W.read()
+        return W.read() + (gamma * self.chop) * (P.read() - self.reference_buffer())
+
+    # ------------------------------------------------------------------ one step
+    def _columns(self):
+        n_cols = self.arrays["P"].shape[1]
+        if self.cols_per_step is None:
+            return None
+        start = self.next_column
+        self.next_column = (start + self.cols_per_step) % n_cols
+        idx = (torch.arange(start, start + self.cols_per_step) % n_cols).to(self.arrays["P"].torch_device)
+        return idx
+
+    def _read_p(self, cols) -> torch.Tensor:
+        P = self.arrays["P"]
+        value = P.read()
+        if self.transfer_io.is_perfect:
+            return value if cols is None else value.index_select(1, cols)
+        if cols is None:
+            cols = torch.arange(P.shape[1], device=P.torch_device)
+        return self.transfer_io.read_columns(value, cols, self.generators["transfer_read"])
+
+    def step(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
+        params = self.params
+        P = self.arrays["P"]
+        c = self.chop
+        # (11a)/(18a): chopped gradient pulses on P
+        P.update_outer(x, d if c > 0 else -d, lr)
+        # read P_{k+1} (whole array or the next columns)
+        cols = self._columns()
+        p_read = self._read_p(cols)
+        Q = self.buffers["Q"]
+        ref = self.reference_buffer()
+        ref_old = ref if cols is None else ref.index_select(1, cols)
+        signal = (p_read - ref_old) if c > 0 else (ref_old - p_read)  # c (P_{k+1} - R_k), R_k before the EMA
+        # (12): EMA of the reads
+        if params.eta > 0:
+            if cols is None:
+                Q.mul_(1.0 - params.eta).add_(p_read, alpha=params.eta)
+            else:
+                Q[:, cols] = Q[:, cols] * (1.0 - params.eta) + params.eta * p_read
+        # (11b)/(18b): transfer to W
+        beta = params.transfer_lr * (lr if params.scale_transfer_lr else 1.0)
+        if beta > 0:
+            self._transfer(signal * beta, cols)
+        self.counters["steps"] += 1
+        self._advance_chopper()
+
+    def _full(self, part: torch.Tensor, cols) -> torch.Tensor:
+        if cols is None:
+            return part
+        full = torch.zeros(self.arrays["W"].shape, dtype=part.dtype, device=part.device)
+        full[:, cols] = part
+        return full
+
+    def _transfer(self, increment: torch.Tensor, cols) -> None:
+        W = self.arrays["W"]
+        if self.params.transfer == "direct":
+            W.update(self._full(increment, cols), engine=self.transfer_engine)
+            return
+        H = self.buffers["H"]
+        h = H if cols is None else H[:, cols]
+        h = h + increment
+        dw = nominal_dw_min(W.device)
+        counts = torch.trunc(h / dw).clamp(-self.params.transfer_bl, self.params.transfer_bl)
+        if self.params.forget_buffer:
+            h = torch.where(counts != 0, torch.zeros_like(h), h)
+        else:
+            h = h - counts * dw
+        if cols is None:
+            H.copy_(h)
+        else:
+            H[:, cols] = h
+        full_counts = self._full(counts, cols)
+        W.update(full_counts * W.device.dw_min, engine=self.pulse_engine)
+
+    def _advance_chopper(self) -> None:
+        if self.chop_prob <= 0:
+            return
+        if self.chopper == "random":
+            flip = float(torch.rand((), generator=self.chop_generator)) < self.chop_prob
+        else:
+            flip = self.counters["steps"] % self.period == 0
+        if not flip:
+            return
+        self.chop = -self.chop
+        self.counters["chopper_flips"] += 1
+        if self.sync == "flips":
+            # Algorithm 3 line 2: Q~ <- Q by weight programming of the reference array
+            self.buffers["Q_tilde"].copy_(self.buffers["Q"])
+            self.counters["q_tilde_syncs"] += 1
+            self.counters["q_tilde_programmed"] += self.buffers["Q"].numel()
+
+    # ------------------------------------------------------------------ reporting and state
+    def summary(self) -> dict:
+        out = super().summary()
+        if self.sync == "flips":
+            out.setdefault("programming_writes", {})["Q_tilde"] = self.counters["q_tilde_programmed"]
+        out["chopper"] = self.chop
+        return out
+
+    def extra_state(self) -> dict:
+        return {"chop": self.chop, "next_column": self.next_column, "chop_rng": self.chop_generator.get_state()}
+
+    def load_extra_state(self, extra: dict) -> None:
+        if not extra:
+            return
+        self.chop = int(extra["chop"])
+        self.next_column = int(extra["next_column"])
+        self.chop_generator.set_state(extra["chop_rng"])
