@@ -14,6 +14,9 @@ import sys
 #: module paths of the subcommands, in the order ``analogtrain --help`` lists them
 SUBCOMMANDS: list[str] = [
     "analogtrain.experiments.commands.run",
+    "analogtrain.experiments.commands.sweep",
+    "analogtrain.experiments.commands.report",
+    "analogtrain.experiments.commands.devices",
 ]
 
 
