@@ -1,24 +1,61 @@
-"""Forward / backward MVM periphery: DAC, ADC, bounds, output noise, noise and bound management.
+"""Forward / backward MVM periphery: DAC, ADC, bounds, noise, noise and bound management.
 
-Model (aihwkit IOParameters, ONE_PASS; defaults of 2502.06309 Table 4 and 2602.21321 Table 6):
+Model of one analog MVM y = W x of a batch x (B, in) (aihwkit ``IOParameters`` with
+``mv_type=ONE_PASS``; aihwkit_peer.md 5.6), per sample b:
 
-1. noise management ``"abs_max"``: each input vector is divided by alpha = max|x| (undone at the end);
-2. DAC: clip to [-inp_bound, inp_bound] and round to steps of inp_res = inp_bound / (2^inp_bits - 2);
-3. analog MVM y = W x plus additive Gaussian output noise N(0, out_noise^2);
-4. ADC: clip to [-out_bound, out_bound] and round to steps of out_bound / (2^out_bits - 2);
-5. bound management ``"iterative"`` (forward only): while an output of a sample saturated,
-   repeat that sample with its input halved (output doubled), up to ``max_bound_iterations``.
+1. noise management ``"abs_max"``: alpha_b = max_i |x_bi|; the array sees x_b / alpha_b and
+   the result is multiplied back by alpha_b (a zero input vector gives an exact zero output);
+2. DAC: round to steps of ``inp_step = 2 inp_bound / (2^inp_bits - 2)`` and clip to
+   [-inp_bound, inp_bound]; then input noise N(0, inp_noise^2) per input line;
+3. analog MVM W x, plus output-referred weight noise N(0, (w_noise ||x||_2)^2) (aihwkit
+   ``w_noise`` with ``w_noise_type=ADDITIVE_CONSTANT``: fresh per MVM, equivalent to adding
+   N(0, w_noise^2) to every weight) and output noise N(0, out_noise^2) per output line;
+4. ADC: round to steps of ``out_step = 2 out_bound / (2^out_bits - 2)`` and clip to
+   [-out_bound, out_bound];
+5. bound management ``"iterative"`` (forward only; ``backward_io()`` switches it off as
+   aihwkit does): while an output of sample b exceeds out_bound, repeat the MVM of that
+   sample with its input divided by a reduction factor r = 2, 4, 8, ... (output multiplied by
+   r). The pass with reduction r is final once r > max_bm_factor or r > max_bm_res / inp_step
+   (aihwkit's two stopping rules; with the defaults r <= 16).
 
-Defaults next to aihwkit's: 7-bit DAC (aihwkit inp_res = 1/126), 9-bit ADC (aihwkit
-out_res = 1/510), out_noise 0.06, inp_bound 1, out_bound 12, ABS_MAX noise management,
-ITERATIVE bound management. ``IO.perfect()`` is an exact floating-point MVM.
+Defaults next to aihwkit 1.1.0's ``IOParameters`` (the same values, 2502.06309 Table 4 and
+2602.21321 Table 6):
+
+| here                            | aihwkit                          | value                 |
+|---------------------------------|----------------------------------|-----------------------|
+| inp_bits = 7                    | inp_res = 1/(2^7 - 2) = 1/126    | DAC step 2/126        |
+| inp_bound = 1                   | inp_bound = 1                    |                       |
+| inp_noise = 0                   | inp_noise = 0                    |                       |
+| out_bits = 9                    | out_res = 1/(2^9 - 2) = 1/510    | ADC step 24/510       |
+| out_bound = 12                  | out_bound = 12                   |                       |
+| out_noise = 0.06                | out_noise = 0.06                 |                       |
+| w_noise = 0                     | w_noise = 0 (ADDITIVE_CONSTANT)  |                       |
+| noise_management = "abs_max"    | NoiseManagementType.ABS_MAX      |                       |
+| bound_management = "iterative"  | BoundManagementType.ITERATIVE    | forward only          |
+| max_bm_factor = 1000            | max_bm_factor = 1000             |                       |
+| max_bm_res = 0.25               | max_bm_res = 0.25                |                       |
+
+aihwkit's resolutions are fractions of the full range 2*bound (``res * 2 * bound`` in its
+C++ ``checkAndSetRes``), so a k-bit converter has 2^k - 2 steps across [-bound, bound]
+(2^k - 1 levels, symmetric around 0). ``IO.perfect()`` is an exact floating-point MVM
+(aihwkit ``is_perfect=True``). Not modelled: stochastic rounding of DAC/ADC, IR drop,
+output non-linearity, out_noise_std, PCM read noise, the SHIFT and WORST_CASE bound
+management, the other noise-management types.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import asdict, dataclass, replace
 
 import torch
+
+
+def _converter_step(bound: float, bits: int | None) -> float:
+    """Step of a converter with 2^bits - 2 steps across [-bound, bound]; 0 = no quantisation."""
+    if bits is None:
+        return 0.0
+    return 2.0 * bound / (2**bits - 2)
 
 
 @dataclass(frozen=True)
@@ -28,92 +65,163 @@ class IO:
     is_perfect: bool = False
     inp_bits: int | None = 7
     inp_bound: float = 1.0
+    inp_noise: float = 0.0
     out_bits: int | None = 9
     out_bound: float = 12.0
     out_noise: float = 0.06
+    w_noise: float = 0.0
     noise_management: str = "abs_max"
     bound_management: str = "iterative"
-    max_bound_iterations: int = 10
+    max_bm_factor: float = 1000.0
+    max_bm_res: float = 0.25
 
     def __post_init__(self):
         for name in ("inp_bits", "out_bits"):
             v = getattr(self, name)
-            if v is not None and not (isinstance(v, int) and v >= 2):
+            if v is not None and not (isinstance(v, int) and not isinstance(v, bool) and v >= 2):
                 raise ValueError(f"IO.{name} must be an int >= 2 or None (no quantisation), got {v!r}")
-        for name in ("inp_bound", "out_bound"):
+        for name, bits in (("inp_bound", self.inp_bits), ("out_bound", self.out_bits)):
             v = getattr(self, name)
             if not v > 0:
-                raise ValueError(f"IO.{name} must be > 0 (allowed range: (0, inf)), got {v!r}")
-        if self.out_noise < 0:
-            raise ValueError(f"IO.out_noise must be >= 0, got {self.out_noise!r}")
+                raise ValueError(f"IO.{name} must be > 0 (allowed range: (0, inf]), got {v!r}")
+            if math.isinf(v) and bits is not None:
+                raise ValueError(f"IO.{name} = inf needs the matching *_bits = None (no quantisation)")
+        for name in ("inp_noise", "out_noise", "w_noise"):
+            v = getattr(self, name)
+            if not v >= 0:
+                raise ValueError(f"IO.{name} must be >= 0 (allowed range: [0, inf)), got {v!r}")
         if self.noise_management not in ("abs_max", "none"):
             raise ValueError(f"IO.noise_management must be 'abs_max' or 'none', got {self.noise_management!r}")
         if self.bound_management not in ("iterative", "none"):
             raise ValueError(f"IO.bound_management must be 'iterative' or 'none', got {self.bound_management!r}")
-        if self.max_bound_iterations < 0:
-            raise ValueError("IO.max_bound_iterations must be >= 0")
+        if not self.max_bm_factor >= 1:
+            raise ValueError(f"IO.max_bm_factor must be >= 1 (allowed range: [1, inf)), got {self.max_bm_factor!r}")
+        if not self.max_bm_res > 0:
+            raise ValueError(f"IO.max_bm_res must be > 0 (allowed range: (0, inf)), got {self.max_bm_res!r}")
 
+    # ------------------------------------------------------------------ presets
     @classmethod
-    def perfect(cls) -> "IO":
+    def perfect(cls) -> IO:
         """Exact floating-point MVM (no DAC/ADC, no noise, no bounds)."""
         return cls(is_perfect=True)
 
     @classmethod
-    def paper(cls) -> "IO":
-        """2502.06309 Table 4 / 2602.21321 Table 6: 7-bit in, 9-bit out, out_noise 0.06, out_bound 12."""
+    def paper(cls) -> IO:
+        """Forward/backward periphery of 2502.06309 Table 4 and 2602.21321 Table 6 (= aihwkit
+        defaults): 7-bit DAC, inp_bound 1, 9-bit ADC, out_bound 12, out_noise 0.06, abs-max
+        noise management, iterative bound management."""
         return cls()
 
-    def backward_io(self) -> "IO":
+    @classmethod
+    def paper_transfer(cls) -> IO:
+        """Transfer-read periphery of 2602.21321 Table 6: as :meth:`paper` but with noise and
+        bound management off ("Transfer-forward: noise and bound management NONE")."""
+        return cls(noise_management="none", bound_management="none")
+
+    @classmethod
+    def aihwkit_preset(cls) -> IO:
+        """IO of aihwkit's device presets (``ReRamSBPreset`` etc.): out_noise 0.1, out_bound 20,
+        otherwise the defaults (aihwkit_peer.md 5.2)."""
+        return cls(out_noise=0.1, out_bound=20.0)
+
+    def backward_io(self) -> IO:
         """Same periphery without bound management (aihwkit applies it to the forward only)."""
-        d = asdict(self)
-        d["bound_management"] = "none"
-        return IO(**d)
+        return replace(self, bound_management="none")
 
     def describe(self) -> dict:
         return asdict(self)
 
-    # ------------------------------------------------------------------ the MVM
-    @staticmethod
-    def _quantize(v: torch.Tensor, bound: float, bits: int | None) -> torch.Tensor:
-        v = v.clamp(-bound, bound)
-        if bits is None:
-            return v
-        step = bound / (2**bits - 2)
-        return torch.round(v / step) * step
+    # ------------------------------------------------------------------ converters
+    @property
+    def inp_step(self) -> float:
+        """DAC step 2 inp_bound / (2^inp_bits - 2) (0: no quantisation)."""
+        return _converter_step(self.inp_bound, self.inp_bits)
 
+    @property
+    def out_step(self) -> float:
+        """ADC step 2 out_bound / (2^out_bits - 2) (0: no quantisation)."""
+        return _converter_step(self.out_bound, self.out_bits)
+
+    @property
+    def max_bound_reduction(self) -> float:
+        """Largest input reduction of iterative bound management: the first power of two that
+        exceeds min(max_bm_factor, max_bm_res / inp_step) (16 with the defaults)."""
+        limit = self.max_bm_factor
+        if self.inp_step > 0:
+            limit = min(limit, self.max_bm_res / self.inp_step)
+        r = 1.0
+        while r <= limit:
+            r *= 2.0
+        return r
+
+    @staticmethod
+    def _quantize(v: torch.Tensor, step: float, bound: float) -> torch.Tensor:
+        if step > 0:
+            v = torch.round(v / step) * step
+        return v.clamp(-bound, bound) if math.isfinite(bound) else v
+
+    # ------------------------------------------------------------------ the MVM
     def mvm(self, x: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-        """y = weight @ x for a batch x of shape (B, in); weight (out, in); returns (B, out)."""
+        """y = weight @ x for a batch x of shape (B, in); weight (out, in); returns (B, out).
+
+        Noise is drawn from ``generator`` (on the tensors' device), so a seeded generator
+        reproduces the MVM bit for bit.
+        """
+        if x.dim() == 1:
+            return self.mvm(x[None], weight, generator)[0]
         if self.is_perfect:
             return x @ weight.transpose(0, 1)
         if self.noise_management == "abs_max":
             alpha = x.abs().amax(dim=1, keepdim=True)
-            alpha = torch.where(alpha > 0, alpha, torch.ones_like(alpha))
+            nonzero = alpha > 0
+            alpha = torch.where(nonzero, alpha, torch.ones_like(alpha))
         else:
             alpha = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-        scale = torch.ones_like(alpha)
-        y = self._one_pass(x / alpha, weight, generator)
+            nonzero = None
+        y, exceeded = self._one_pass(x / alpha, weight, generator)
+        y = y * alpha
         if self.bound_management == "iterative":
-            for _ in range(self.max_bound_iterations):
-                saturated = (y.abs() >= self.out_bound).any(dim=1, keepdim=True)
-                if not bool(saturated.any()):
+            reduction, final = 1.0, self.max_bound_reduction
+            while reduction < final:
+                rows = torch.nonzero(exceeded, as_tuple=True)[0]
+                if rows.numel() == 0:
                     break
-                scale = torch.where(saturated, scale * 2.0, scale)
-                y_new = self._one_pass(x / (alpha * scale), weight, generator)
-                y = torch.where(saturated, y_new, y)
-        return y * alpha * scale
+                reduction *= 2.0
+                scale = alpha[rows] * reduction
+                y_rows, exceeded_rows = self._one_pass(x[rows] / scale, weight, generator)
+                y = y.index_copy(0, rows, y_rows * scale)
+                exceeded = torch.zeros_like(exceeded).index_copy(0, rows, exceeded_rows)
+        if nonzero is not None:
+            y = torch.where(nonzero, y, torch.zeros_like(y))
+        return y
 
-    def _one_pass(self, x: torch.Tensor, weight: torch.Tensor, generator) -> torch.Tensor:
-        xq = self._quantize(x, self.inp_bound, self.inp_bits)
+    def _one_pass(self, x: torch.Tensor, weight: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+        """One analog pass of already scaled inputs: DAC, MVM, noise, ADC.
+
+        Returns the ADC outputs (B, out) and, per sample, whether an output exceeded out_bound.
+        """
+        xq = self._quantize(x, self.inp_step, self.inp_bound)
+        if self.inp_noise > 0:
+            xq = xq + self.inp_noise * torch.randn(xq.shape, generator=generator, device=xq.device, dtype=xq.dtype)
         y = xq @ weight.transpose(0, 1)
+        if self.w_noise > 0:
+            norm = xq.norm(dim=1, keepdim=True)
+            y = y + self.w_noise * norm * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         if self.out_noise > 0:
             y = y + self.out_noise * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        return self._quantize(y, self.out_bound, self.out_bits)
+        if self.out_step > 0:
+            y = torch.round(y / self.out_step) * self.out_step
+        exceeded = (y.abs() > self.out_bound).any(dim=1)
+        if math.isfinite(self.out_bound):
+            y = y.clamp(-self.out_bound, self.out_bound)
+        return y, exceeded
 
     def read_columns(self, weight: torch.Tensor, columns: torch.Tensor, generator=None) -> torch.Tensor:
         """Read the given columns of ``weight`` by MVMs with one-hot inputs (a transfer read).
 
-        Returns (out, len(columns)): column c plus output noise and ADC quantisation.
+        Returns (out, len(columns)): column c plus output noise, ADC quantisation and clipping.
         """
-        eye = torch.zeros(len(columns), weight.shape[1], dtype=weight.dtype, device=weight.device)
-        eye[torch.arange(len(columns), device=weight.device), columns] = 1.0
+        columns = torch.as_tensor(columns, device=weight.device, dtype=torch.long).reshape(-1)
+        eye = torch.zeros(columns.numel(), weight.shape[1], dtype=weight.dtype, device=weight.device)
+        eye[torch.arange(columns.numel(), device=weight.device), columns] = 1.0
         return self.mvm(eye, weight, generator).transpose(0, 1)
