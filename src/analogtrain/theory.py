@@ -55,6 +55,25 @@ def analog_sgd_fixed_point(device, curvature: float, w_star: float, noise_std: f
     return 0.5 * (a + b)
 
 
+def analog_sgd_mean_drift(w: torch.Tensor, device, curvature: float, w_star, noise_std: float) -> torch.Tensor:
+    """F(w) * T(w) elementwise, so that E[w_{k+1} - w_k | w_k] = -lr * F(w_k) T(w_k) exactly
+    for the expected engine (2502.06309 eq. 2 with g = L(w - w*) + eps, eps ~ N(0, s^2)):
+
+        E[-lr g F - lr |g| G] = -lr (F E[g] + G E|g|) = -lr F T(w).
+
+    A stationary Analog SGD iterate therefore satisfies E_pi[F(w) T(w)] = 0; its mean sits at
+    the root of T up to O(Var(w)) = O(lr s^2 / L).
+    """
+    w = torch.as_tensor(w)
+    g = curvature * (w - torch.as_tensor(w_star, dtype=w.dtype, device=w.device))
+    if noise_std > 0:
+        z = g / noise_std
+        abs_g = noise_std * math.sqrt(2 / math.pi) * torch.exp(-0.5 * z * z) + g * torch.erf(z / math.sqrt(2))
+    else:
+        abs_g = g.abs()
+    return device.F(w) * g + abs_g * device.G(w)
+
+
 # ---------------------------------------------------------------------------------------------
 # Zero-shifting (ZS) pulse complexity, 2602.21321 Sec. 2 (Theorems 2.2 and C.2) and the
 # small-step predictions of reference/sp_tracking.md Sec. 2.5. Functions take a (sampled or
