@@ -107,14 +107,14 @@ def test_regular_chopper_period():
 
 def test_buffered_transfer_fires_whole_pulses():
     dev = at.devices.SoftBounds(tau=1.0, asymmetry=0.0, dw_min=1e-2)
-    capped = make_state(RIDER(transfer="buffered", transfer_lr=0.5, transfer_bl=1), device=dev)
+    capped = make_state(RIDER(transfer="buffered", transfer_lr=10.0, transfer_bl=1), device=dev)
     W = capped.arrays["W"]
     for _ in range(20):
         before = W.pulse_count["total"]
         drive(capped, 1)
         fired = W.pulse_count["total"] - before
         assert fired == int(fired) and fired <= W.state.numel()  # at most transfer_bl = 1 per element
-    free = make_state(RIDER(transfer="buffered", transfer_lr=0.5, transfer_bl=1000), device=dev)
+    free = make_state(RIDER(transfer="buffered", transfer_lr=10.0, transfer_bl=1000), device=dev)
     drive(free, 20)
     # without the cap every whole pulse is fired: less than one pulse stays in the buffer
     assert float(free.buffers["H"].abs().max()) < 1e-2
@@ -148,7 +148,7 @@ def test_quadratic_tracks_a_reference_offset():
     """A symmetric P device read against r = SP + 0.3 (ReferenceOffset) has its SP at -0.3 in
     read space; E-RIDER's Q finds it."""
     problem = QuadraticProblem(dim=64, p_asymmetry=0.0, w_star=0.2)
-    state, trace = run_quadratic(ERIDER(reference=at.ReferenceOffset(mean=0.3, std=0.0)), problem, 3000, 0.05)
+    state, trace = run_quadratic(ERIDER(p_reference=at.ReferenceOffset(mean=0.3, std=0.0)), problem, 3000, 0.05)
     assert float(state.arrays["P"].read_symmetric_point().mean()) == pytest.approx(-0.3, abs=1e-5)
     assert trace.final(10)["q_mean"] == pytest.approx(-0.3, abs=0.06)
 
@@ -192,7 +192,7 @@ def test_layer_trains_and_reports_pulses():
 
 def test_validation():
     for bad in [{"gamma": -1}, {"eta": 1.5}, {"transfer_lr": -0.1}, {"transfer": "pulse"},
-                {"columns_per_transfer": 0}, {"transfer_bl": 0}, {"reference": "zero"}]:
+                {"columns_per_transfer": 0}, {"transfer_bl": 0}, {"p_reference": "zero"}]:
         with pytest.raises(ValueError):
             RIDER(**bad)
     for bad in [{"chop_prob": 1.5}, {"chopper": "telegraph"}, {"reference_sync": "never"}]:

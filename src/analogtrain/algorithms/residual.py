@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..arrays import ReferenceOffset
 from ..pulses import DeterministicEngine
 from .base import Algorithm, AlgorithmState, check_positive, check_unit
 
@@ -60,9 +61,9 @@ def check_transfer_schedule(owner: str, transfer_every, columns_per_transfer) ->
 
 
 def check_reference(owner: str, name: str, value) -> None:
-    if value is None or isinstance(value, (int, float)) or value in ("symmetric_point", "sp"):
+    if value is None or isinstance(value, (int, float, ReferenceOffset)) or value in ("symmetric_point", "sp"):
         return
-    raise ValueError(f"{owner}.{name} must be None, a float or 'symmetric_point', got {value!r}")
+    raise ValueError(f"{owner}.{name} must be None, a float, 'symmetric_point' or a ReferenceOffset, got {value!r}")
 
 
 # ----------------------------------------------------------------------------- TT-v1 / RL

@@ -4,15 +4,15 @@ Arrays: W (analog, the model weight), P (analog residual array that receives the
 pulses), Q (digital EMA of P's reads, the running SP estimate) and, for E-RIDER, Q~ (an
 analog copy of Q acting as P's reference, re-programmed only when the chopper flips).
 All of P, Q and Q~ live in P's read space (read = state - reference), so a reference
-offset of P (``reference=ReferenceOffset(mean, std)``, Tables 1-2) is exactly an SP that
+offset of P (``p_reference=ReferenceOffset(mean, std)``, Tables 1-2) is exactly an SP that
 Q has to find.
 
 One step k (Algorithm 2 for RIDER, Algorithm 3 for E-RIDER; c_k = 1 for RIDER):
 
     W-bar_k = W_k + gamma c_k (P_k - R_k)                         mixed weight (forward/backward)
-    P_{k+1} = P_k - lr c_k g_k F_p(P_k) - lr |g_k| G_p(P_k)       (11a)/(18a), g_k = grad at W-bar_k
+    P_{k+1} = P_k - alpha c_k g_k F_p(P_k) - alpha |g_k| G_p(P_k)  (11a)/(18a), g_k = grad at W-bar_k
     Q_{k+1} = (1 - eta) Q_k + eta P_{k+1}                         (12), digital
-    W_{k+1} = W_k + transfer_lr c_k (P_{k+1} - R_k) F_w - ...     (11b)/(18b), the transfer
+    W_{k+1} = W_k + beta c_k (P_{k+1} - R_k) F_w - ...            (11b)/(18b), the transfer
     c_{k+1} = -c_k with probability chop_prob (eq. 17); at a flip Q~ <- Q (programming, counted)
 
 where R_k, the reference that P is read against, is the digital Q_k for RIDER
@@ -20,9 +20,9 @@ where R_k, the reference that P is read against, is the digital Q_k for RIDER
 With chop_prob = 0 the chopper never flips, so ``"auto"`` uses the digital Q and E-RIDER
 reduces exactly to RIDER (the paper: "RIDER is E-RIDER with p = 0").
 
-Transfers: ``transfer="direct"`` writes transfer_lr * signal to W through the transfer
+Transfers: ``transfer="direct"`` writes beta * signal to W through the transfer
 engine every step (eq. 11b); ``"buffered"`` is the practical form of Sec. 3.6 / the
-E-RIDER code: the signal accumulates in a digital buffer H (+= transfer_lr * signal) and
+E-RIDER code: the signal accumulates in a digital buffer H (+= beta * signal) and
 whenever |H| reaches W's nominal dw_min, trunc(H / dw_min) pulses (at most ``transfer_bl``)
 are fired on W and subtracted from H (or H is cleared with ``forget_buffer``).
 ``columns_per_transfer`` reads and transfers that many columns per step, cyclically (as the
@@ -30,19 +30,24 @@ aihwkit transfer compounds do); ``None`` reads the whole array every step (the t
 
 Mapping of step sizes:
 
-| here                 | paper (2602.21321)  | E-RIDER code / aihwkit DynamicTransferCompound |
-|----------------------|---------------------|-----------------------------------------------|
-| optimizer ``lr``     | alpha (P step)      | fast_lr (x global lr when scale_fast_lr)       |
-| ``transfer_lr``      | beta (W step)       | transfer_lr (absolute, scale_transfer_lr=False) |
+As in :mod:`.residual`, ``fast_lr`` and ``transfer_lr`` multiply the optimizer's ``lr`` (so LR
+schedulers scale the whole algorithm): alpha = lr * fast_lr, beta = lr * transfer_lr.
+
+| here                   | paper (2602.21321)  | E-RIDER code / aihwkit DynamicTransferCompound |
+|------------------------|---------------------|-----------------------------------------------|
+| ``lr * fast_lr``       | alpha (P step)      | fast_lr (absolute, scale_fast_lr=False)        |
+| ``lr * transfer_lr``   | beta (W step)       | transfer_lr (absolute, scale_transfer_lr=False) |
 | ``eta``              | eta (EMA of Q)      | tail_weightening / n_samples, n_samples = max(ceil(1/in_chop_prob), 2) |
 | ``gamma``            | gamma               | AIHWKIT_PREF_GAMMA ("pref" term, default 0.1)  |
 | ``chop_prob``        | p                   | in_chop_prob                                   |
 | ``chopper="regular"``| (Sec. 5)            | in_chop_random=False: flip every max(ceil(1/p), 2) steps |
 
-Defaults (gamma 0.5, eta 0.05, transfer_lr 0.05, chop_prob 0.05, random chopper, direct
-transfer of the whole array) were chosen on the small quadratic of
+Defaults (gamma 0.5, eta 0.05, fast_lr 1, transfer_lr 1, chop_prob 0.05, random chopper,
+direct transfer of the whole array every step) were chosen on the small quadratic of
 ``analogtrain.experiments.rider_quadratic`` with lr = 0.05 (rider_quadratic.toml) so that such
-problems work without tuning; they follow Theorem 3.7's ordering eta, transfer_lr < lr.
+problems work without tuning; E-RIDER needs no finer tuning there, while plain RIDER with
+eta ~ alpha drifts (see docs/reproductions/sp_tracking.md) and needs Theorem 3.7's ordering
+eta << beta << alpha.
 """
 
 from __future__ import annotations
@@ -67,7 +72,7 @@ def _check_reference(owner: str, reference) -> None:
           or reference in ("symmetric_point", "sp"))
     if not ok:
         raise ValueError(
-            f"{owner}.reference must be None, 'symmetric_point', a number, a tensor or a ReferenceOffset, "
+            f"{owner}.p_reference must be None, 'symmetric_point', a number, a tensor or a ReferenceOffset, "
             f"got {reference!r}"
         )
 
@@ -78,18 +83,19 @@ class _RiderParams(Algorithm):
 
     gamma: float = 0.5
     eta: float = 0.05
-    transfer_lr: float = 0.05
+    fast_lr: float = 1.0
+    transfer_lr: float = 1.0
     transfer: str = "direct"
     columns_per_transfer: int | None = None
     transfer_bl: int = 1
     forget_buffer: bool = False
-    scale_transfer_lr: bool = False
-    reference: object = None
+    p_reference: object = None
 
     def _validate(self) -> None:
         owner = type(self).__name__
         check_positive(owner, "gamma", self.gamma, allow_zero=True)
         check_unit(owner, "eta", self.eta)
+        check_positive(owner, "fast_lr", self.fast_lr)
         check_positive(owner, "transfer_lr", self.transfer_lr, allow_zero=True)
         if self.transfer not in TRANSFERS:
             raise ValueError(f"{owner}.transfer must be one of {TRANSFERS}, got {self.transfer!r}")
@@ -99,7 +105,7 @@ class _RiderParams(Algorithm):
             raise ValueError(f"{owner}.columns_per_transfer must be None or an int >= 1, got {self.columns_per_transfer!r}")
         if not (isinstance(self.transfer_bl, int) and self.transfer_bl >= 1):
             raise ValueError(f"{owner}.transfer_bl must be an int >= 1 (allowed range: [1, inf)), got {self.transfer_bl!r}")
-        _check_reference(owner, self.reference)
+        _check_reference(owner, self.p_reference)
 
     def __post_init__(self):
         self._validate()
@@ -163,7 +169,7 @@ class RiderState(AlgorithmState):
         self.sync = sync
         init = spec.init_weight if spec.init_weight is not None else 0.0
         self.arrays["W"] = spec.make_array("W", init=init)
-        self.arrays["P"] = spec.make_array("P", init=0.0, reference=params.reference)
+        self.arrays["P"] = spec.make_array("P", init=0.0, reference=params.p_reference)
         P = self.arrays["P"]
         self.buffers["Q"] = torch.zeros_like(P.state)
         if sync == "flips":
@@ -220,8 +226,8 @@ class RiderState(AlgorithmState):
         params = self.params
         P = self.arrays["P"]
         c = self.chop
-        # (11a)/(18a): chopped gradient pulses on P
-        P.update_outer(x, d if c > 0 else -d, lr)
+        # (11a)/(18a): chopped gradient pulses on P, alpha = lr * fast_lr
+        P.update_outer(x, d if c > 0 else -d, lr * params.fast_lr)
         # read P_{k+1} (whole array or the next columns)
         cols = self._columns()
         p_read = self._read_p(cols)
@@ -236,7 +242,7 @@ class RiderState(AlgorithmState):
             else:
                 Q[:, cols] = Q[:, cols] * (1.0 - params.eta) + params.eta * p_read
         # (11b)/(18b): transfer to W
-        beta = params.transfer_lr * (lr if params.scale_transfer_lr else 1.0)
+        beta = lr * params.transfer_lr
         if beta > 0:
             self._transfer(signal * beta, cols)
         self.counters["steps"] += 1
