@@ -3,11 +3,12 @@
 from .base import Algorithm, AlgorithmState
 from .chopped import AGAD, ChoppedTikiTakaV2
 from .multitile import MultiTileResidual
-from .rider import ERIDER, RIDER
 from .residual import ResidualLearning, ResidualLearningV2, TikiTaka, TikiTakaV2
+from .rider import ERIDER, RIDER
 from .sgd import AnalogSGD, DigitalSGD
+from .twostage import TwoStage
 
 __all__ = ["Algorithm", "AlgorithmState", "DigitalSGD", "AnalogSGD"]
 __all__ += ["AGAD", "ChoppedTikiTakaV2", "MultiTileResidual", "ResidualLearning", "ResidualLearningV2", "TikiTaka",
             "TikiTakaV2"]
-__all__ += ["RIDER", "ERIDER"]
+__all__ += ["ERIDER", "RIDER", "TwoStage"]
