@@ -162,3 +162,22 @@ def test_validation():
         zero_shift(arr, 10, checkpoints=[11])
     with pytest.raises(ValueError, match="relative_error"):
         th.zs_pulses_for_mean_error(softbounds(), 1.5)
+
+
+def test_calibrate_command(tmp_path, capsys):
+    import json
+
+    from analogtrain.cli import main
+
+    out = tmp_path / "cal.png"
+    code = main(["calibrate", "--device", "offset_softbounds", "--pulses", "300", "600", "--shape", "16x16",
+                 "--out", str(out)])
+    assert code == 0
+    assert out.exists()
+    result = json.loads(out.with_suffix(".json").read_text())
+    rows = [r for r in result["rows"] if r["in_table"]]
+    assert [r["N"] for r in rows] == [300, 600]
+    for r in rows:  # 256 cells: the array mean is within a few floor/16 of the closed form
+        assert r["mean_error"] == pytest.approx(r["theory_mean_error"], abs=0.01)
+    printed = capsys.readouterr().out
+    assert "relative" in printed and "600" in printed

@@ -17,6 +17,7 @@ SUBCOMMANDS: list[str] = [
     "analogtrain.experiments.commands.sweep",
     "analogtrain.experiments.commands.report",
     "analogtrain.experiments.commands.devices",
+    "analogtrain.experiments.calibrate",
 ]
 
 
