@@ -8,7 +8,7 @@ import math
 import pytest
 import torch
 
-from analogtrain.devices import Custom, Exponential, Ideal, Piecewise, Power, SoftBounds, get_preset, PRESETS
+from analogtrain.devices import PRESETS, Custom, Exponential, Ideal, Piecewise, Power, SoftBounds, get_preset
 
 W = torch.linspace(-0.95, 0.95, 39, dtype=torch.float64)
 

@@ -207,7 +207,7 @@ def test_train_probabilities_bl_and_update_management():
         torch.testing.assert_close(p_x[b].max(), p_d[b].max(), rtol=1e-12, atol=0)
     # without update management both lines are scaled by sqrt(lr / (dw BL))
     eng2 = StochasticEngine(bit_length=31, update_management=False)
-    bl2, p_x2, p_d2 = eng2.train_probabilities(x, d, lr, dw)
+    bl2, p_x2, _p_d2 = eng2.train_probabilities(x, d, lr, dw)
     c = torch.sqrt(lr / (dw * bl2))
     torch.testing.assert_close(p_x2, (x.abs() * c[:, None]).clamp(max=1), rtol=1e-12, atol=0)
     # without BL management BL is always the bit length
@@ -460,3 +460,59 @@ def test_same_seed_same_run_different_seed_different(engine):
 def test_invalid_engine_arguments(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+# ---------------------------------------------------------------- fast paths agree with the definitions
+@pytest.mark.parametrize("dense_limit", [0, 1 << 30], ids=["sparse", "dense"])
+def test_sparse_and_dense_coincidence_paths_apply_samples_in_sequence(monkeypatch, dense_limit):
+    """Both ways of forming coincidences (sparse pairs of firing lines, or a dense batched
+    matmul) equal the hand-rolled sequential loop on a noise-free nonlinear device."""
+    from analogtrain.pulses import stochastic
+
+    monkeypatch.setattr(stochastic, "DENSE_LIMIT", dense_limit)
+    dev = Exponential(gamma=2.0, tau=0.5, dw_min=2e-2)  # generic (pulse by pulse) family
+    eng = StochasticEngine(bit_length=31)
+    g = gen(18)
+    x = torch.rand(5, 7, generator=g, dtype=F64) * 2 - 1
+    d = torch.randn(5, 4, generator=g, dtype=F64)
+    w0 = (torch.rand(4, 7, generator=g, dtype=F64) - 0.5) * 0.6
+    for device in (dev, SoftBounds(tau=0.5, asymmetry=0.3, dw_min=2e-2)):
+        w = w0.clone()
+        eng.apply_outer(w, device, x, d, 0.3, gen(5))
+        signed = eng.coincidences(x, d, 0.3, 2e-2, gen(5))
+        assert int(signed.abs().amax()) >= 2 and int((signed != 0).sum(0).max()) >= 3
+        ref = w0.clone()
+        for b in range(5):
+            ref = apply_pulse_counts(ref, device, signed[b], None)
+        torch.testing.assert_close(w, ref, rtol=0, atol=1e-12)
+
+
+def test_softbounds_closed_form_matches_pulse_by_pulse_statistics():
+    """SoftBounds.apply_pulses composes n noisy (multiplicative) pulses in closed form; its mean
+    and spread match the generic pulse-by-pulse loop (n = 20000 elements each, 5 standard
+    errors), and without noise it equals the loop to rounding."""
+    from analogtrain.devices import Device
+
+    counts = torch.tensor([7.0, -5.0, 12.0, -1.0], dtype=F64).repeat(20000)
+    w0 = torch.tensor([0.2, -0.1, -0.4, 0.35], dtype=F64).repeat(20000)
+    clean = SoftBounds(up_slope=1.3, down_slope=0.8, w_max=0.6, w_min=-0.5, dw_min=0.02)
+    torch.testing.assert_close(clean.apply_pulses(w0, counts), Device.apply_pulses(clean, w0, counts), rtol=0,
+                               atol=1e-14)
+    noisy = SoftBounds(up_slope=1.3, down_slope=0.8, w_max=0.6, w_min=-0.5, dw_min=0.02, cycle_noise=0.5,
+                       cycle_noise_type="multiplicative")
+    fast = noisy.apply_pulses(w0, counts, gen(1)).view(20000, 4)
+    slow = Device.apply_pulses(noisy, w0, counts, gen(2)).view(20000, 4)
+    se_mean = torch.sqrt((fast.var(0) + slow.var(0)) / 20000)
+    assert torch.all((fast.mean(0) - slow.mean(0)).abs() <= 5 * se_mean)
+    torch.testing.assert_close(fast.std(0), slow.std(0), rtol=0.05, atol=0)
+    assert float(fast.max()) <= 0.6 and float(fast.min()) >= -0.5
+
+
+def test_softbounds_closed_form_clamps_pulses_moving_away():
+    """With multiplicative noise sigma = 2, eta = 1 + 2 xi < 0 happens often: a pulse then moves
+    the state away from its target and can hit the opposite bound, which must clamp."""
+    dev = SoftBounds(tau=0.1, dw_min=0.05, cycle_noise=2.0, cycle_noise_type="multiplicative")
+    w0 = torch.full((5000,), -0.099, dtype=F64)
+    out = dev.apply_pulses(w0, torch.full((5000,), 6.0, dtype=F64), gen(3))
+    assert float(out.min()) >= -0.1 and float(out.max()) <= 0.1
+    assert int((out == -0.1).sum()) > 0  # some elements were pushed onto the lower bound

@@ -149,6 +149,76 @@ class Device:
         vals = self.ratio(pts)
         return torch.trapezoid(vals, dx=1.0 / steps, dim=0) * (w - sp)
 
+    # ------------------------------------------------------------------ pulse physics
+    def clamp(self, w: torch.Tensor) -> torch.Tensor:
+        """w clamped into [lo, hi] (per-element tensors or scalars); a new tensor."""
+        lo, hi = self.bounds()
+        if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+            lo_t = torch.as_tensor(lo, dtype=w.dtype, device=w.device)
+            hi_t = torch.as_tensor(hi, dtype=w.dtype, device=w.device)
+            return torch.clamp(w, lo_t, hi_t)
+        if math.isinf(lo) and math.isinf(hi):
+            return w.clone()
+        return w.clamp(min=float(lo), max=float(hi))
+
+    def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
+        """q_plus(w) where sign > 0, q_minus(w) elsewhere."""
+        return torch.where(sign > 0, self.q_plus(w), self.q_minus(w))
+
+    def apply_pulse(self, w: torch.Tensor, sign: torch.Tensor, generator: torch.Generator | None = None):
+        """One pulse of polarity ``sign`` (+1/-1, elementwise) on every element of ``w``:
+
+        w <- w + sign * dw_min * (q_sign(w) + sigma_c * xi)   (2502.06309 App. C eq. 26),
+        or q_sign(w) * (1 + sigma_c * xi) for multiplicative cycle noise; then clamped to the
+        bounds. Returns the new state.
+        """
+        q = self.q_signed(w, sign)
+        if self.cycle_noise > 0:
+            xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
+            if self.cycle_noise_type == "additive":
+                q = q + self.cycle_noise * xi
+            else:
+                q = q * (1.0 + self.cycle_noise * xi)
+        return self.clamp(w + sign * self.dw_min * q)
+
+    def apply_pulses(self, w: torch.Tensor, counts: torch.Tensor, generator: torch.Generator | None = None):
+        """|counts| pulses of polarity sign(counts) on each element, one pulse at a time
+        (each with the response at the current state and its own noise). Returns the new state;
+        elements with count 0 are unchanged. Families may override with an exact closed form.
+        """
+        n = counts.abs()
+        max_n = int(n.max().item()) if n.numel() else 0
+        if max_n == 0:
+            return w
+        sign = torch.sign(counts).to(w.dtype)
+        for t in range(max_n):
+            w = torch.where(n > t, self.apply_pulse(w, sign, generator), w)
+        return w
+
+    def pulse_factors(self, counts: torch.Tensor, generator: torch.Generator | None = None):
+        """Closed form of |counts| same-sign pulses for families with affine responses.
+
+        Returns ``(target, factors)`` such that pulse k maps the state as
+        w <- target + (w - target) * factors[..., k] (up to clamping at the bounds), with
+        ``target`` and ``factors`` (shape counts.shape + (K,), 1 beyond an element's count)
+        independent of the state, or None when the family has no such form (then pulses are
+        applied one by one with :meth:`apply_pulses`).
+        """
+        return
+
+    def derived(self, name: str, compute):
+        """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a
+        parameter object is replaced (``with_params``, ``sample``, ``to``)."""
+        key = tuple(getattr(self, n) for n in ("dw_min",) + self.element_params)
+        cache = self.__dict__.get("_derived_cache")
+        if cache is None or len(cache[0]) != len(key) or any(a is not b for a, b in zip(cache[0], key)):
+            cache = (key, {})
+            self.__dict__["_derived_cache"] = cache
+        store = cache[1]
+        if name not in store:
+            store[name] = compute()
+        return store[name]
+
     def symmetric_point(self) -> torch.Tensor:
         """State where G = 0. Numeric by bisection inside the bounds unless a family overrides.
 
@@ -193,7 +263,7 @@ class Device:
         """The per-element parameters (scalars before ``sample``, tensors after)."""
         return {name: getattr(self, name) for name in ("dw_min",) + self.element_params}
 
-    def with_params(self, **params: Number) -> "Device":
+    def with_params(self, **params: Number) -> Device:
         """Copy of this device with the given parameters replaced."""
         new = copy.copy(self)
         for name, value in params.items():
@@ -208,7 +278,7 @@ class Device:
         generator: torch.Generator | None = None,
         device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
-    ) -> "Device":
+    ) -> Device:
         """Draw per-element parameters of the given shape (device-to-device variation)."""
         out = {}
         for name in ("dw_min",) + self.element_params:
@@ -250,7 +320,7 @@ class Device:
                     f"({lo_f}, {hi_f}); allowed range of the response: (0, inf)"
                 )
 
-    def to(self, device=None, dtype=None) -> "Device":
+    def to(self, device=None, dtype=None) -> Device:
         """Move tensor parameters to a torch device / dtype."""
         moved = {}
         for name, v in self.params().items():

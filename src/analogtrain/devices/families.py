@@ -116,14 +116,70 @@ class SoftBounds(Device):
         self.w_max, self.w_min = float(w_max), float(w_min)
         super().__init__(device_to_device=spreads, **kwargs)
 
+    def _slopes_over_bounds(self):
+        """(up_slope / w_max, down_slope / w_min): q+ = a_up - (a_up/w_max) w, q- = a_down - (a_down/w_min) w."""
+        return self.derived("slopes_over_bounds",
+                            lambda: (self.up_slope / self.w_max, self.down_slope / self.w_min))
+
     def q_plus(self, w):
-        return self.up_slope * (1.0 - w / self.w_max)
+        return self.up_slope - self._slopes_over_bounds()[0] * w
 
     def q_minus(self, w):
-        return self.down_slope * (1.0 - w / self.w_min)
+        return self.down_slope - self._slopes_over_bounds()[1] * w
+
+    def q_signed(self, w, sign):
+        # arithmetic blend instead of torch.where (both responses are finite everywhere)
+        up = sign.clamp(0.0, 1.0)
+        qp, qm = self.q_plus(w), self.q_minus(w)
+        return qm.add_(up * (qp - qm))
 
     def bounds(self):
         return (self.w_min, self.w_max)
+
+    def pulse_factors(self, counts, generator=None):
+        """Soft bounds are affine: an up pulse maps the distance to the upper bound as
+        (w_max - w) <- (w_max - w)(1 - r eta), r = dw_min a_up / w_max, and a down pulse
+        (w - w_min) <- (w - w_min)(1 - r eta), r = dw_min a_down / |w_min|, with
+        eta = 1 + sigma_c xi (multiplicative cycle noise) or eta = 1 (none). A factor <= 0 is an
+        overshoot, clamped at the bound (where the state then stays), so factors are
+        max(1 - r eta, 0). Without noise the n factors are combined into one, (1 - r)^n.
+        Additive cycle noise is not of this form (None).
+        """
+        if self.cycle_noise > 0 and self.cycle_noise_type == "additive":
+            return None
+        dtype, dev = counts.dtype, counts.device
+        n = counts.abs()
+        up = torch.sign(counts).clamp_(0.0, 1.0)  # 1: up, 0: down or no pulse
+        target = self.w_min + up * (self.w_max - self.w_min)
+        rate_up, rate_down = self._slopes_over_bounds()
+        r = self.dw_min * (up * rate_up - (1.0 - up) * rate_down)  # rate_down < 0 (w_min < 0)
+        if self.cycle_noise == 0:
+            return target, ((1.0 - r).clamp_(min=0.0) ** n).unsqueeze(-1)
+        max_n = int(n.max().item()) if n.numel() else 0
+        xi = torch.randn(counts.shape + (max_n,), generator=generator, device=dev, dtype=dtype)
+        f = (1.0 - r.unsqueeze(-1) * (1.0 + self.cycle_noise * xi)).clamp_(min=0.0)
+        if max_n > 1:
+            active = (torch.arange(max_n, device=dev, dtype=dtype) < n.unsqueeze(-1)).to(dtype)
+            f = 1.0 + active * (f - 1.0)
+        return target, f
+
+    def apply_pulses(self, w, counts, generator=None):
+        """Pulses in sequence through :meth:`pulse_factors`: exact, including the clamping of a
+        pulse that moves a state away from its target (eta < 0) past the opposite bound."""
+        form = self.pulse_factors(counts.to(w.dtype), generator)
+        if form is None:
+            return super().apply_pulses(w, counts, generator)
+        target, f = form
+        if f.shape[-1] == 0:
+            return w
+        if bool((f > 1.0).any()):  # eta < 0 somewhere: compose pulse by pulse with clamping
+            for k in range(f.shape[-1]):
+                w = self.clamp(torch.addcmul(target, w - target, f[..., k]))
+            return w
+        # every factor in [0, 1]: the state moves monotonically towards its target
+        moved = self.clamp(torch.addcmul(target, w - target, f.prod(dim=-1)))
+        return torch.where(counts != 0, moved, w)
+
 
     def symmetric_point(self):
         sp = (self.up_slope - self.down_slope) / (self.up_slope / self.w_max - self.down_slope / self.w_min)

@@ -31,48 +31,30 @@ class PulseStats:
 
 def clamp_to_bounds(w: torch.Tensor, device: Device) -> torch.Tensor:
     """Clamp w into the device's [lo, hi] (per-element tensors or scalars)."""
-    lo, hi = device.bounds()
-    if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
-        lo_t = torch.as_tensor(lo, dtype=w.dtype, device=w.device)
-        hi_t = torch.as_tensor(hi, dtype=w.dtype, device=w.device)
-        return torch.minimum(torch.maximum(w, lo_t), hi_t)
-    return w.clamp(min=float(lo), max=float(hi))
+    return device.clamp(w)
 
 
 def pulse_step(
     w: torch.Tensor, device: Device, sign: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """One pulse of polarity ``sign`` (+1/-1, elementwise) on every element of ``w``.
+    """One pulse of polarity ``sign`` (+1/-1, elementwise) on every element of ``w``:
 
     w <- w + sign * dw_min * (q_sign(w) + sigma_c * xi)   (2502.06309 App. C eq. 26),
     or q_sign(w) * (1 + sigma_c * xi) for multiplicative cycle noise; then clamped to bounds.
+    See :meth:`Device.apply_pulse`.
     """
-    q = torch.where(sign > 0, device.q_plus(w), device.q_minus(w))
-    if device.cycle_noise > 0:
-        xi = torch.randn(w.shape, generator=generator, device=w.device, dtype=w.dtype)
-        if device.cycle_noise_type == "additive":
-            q = q + device.cycle_noise * xi
-        else:
-            q = q * (1.0 + device.cycle_noise * xi)
-    return clamp_to_bounds(w + sign * device.dw_min * q, device)
+    return device.apply_pulse(w, sign, generator)
 
 
 def apply_pulse_counts(
     w: torch.Tensor, device: Device, counts: torch.Tensor, generator: torch.Generator | None
 ) -> torch.Tensor:
-    """Apply |counts| pulses of polarity sign(counts) to each element, one pulse at a time.
+    """Apply |counts| pulses of polarity sign(counts) to each element, in sequence.
 
     Returns the new state (w is not modified). Elements with count 0 are left unchanged.
+    See :meth:`Device.apply_pulses` (exact closed forms where a family has one).
     """
-    n = counts.abs()
-    max_n = int(n.max().item()) if n.numel() else 0
-    if max_n == 0:
-        return w
-    sign = torch.sign(counts).to(w.dtype)
-    for t in range(max_n):
-        active = n > t
-        w = torch.where(active, pulse_step(w, device, sign, generator), w)
-    return w
+    return device.apply_pulses(w, counts, generator)
 
 
 def index_device(device: Device, index: torch.Tensor) -> Device:
@@ -96,7 +78,9 @@ def slice_device(device: Device, start: int, stop: int) -> Device:
 def nominal_dw_min(device: Device) -> float:
     """Mean dw_min of the array (what the periphery assumes when it sizes pulse trains)."""
     v = device.dw_min
-    return float(v.mean()) if isinstance(v, torch.Tensor) else float(v)
+    if isinstance(v, torch.Tensor):
+        return device.derived("nominal_dw_min", lambda: float(v.mean()))
+    return float(v)
 
 
 def check_bit_length(value) -> int:
