@@ -18,7 +18,7 @@ import torch
 
 from ..algorithms.rider import ERIDER, RIDER
 from ..config import AnalogConfig, TileSpec
-from ..devices import SoftBounds
+from ..devices import Ideal, SoftBounds
 from ..periphery import IO
 
 
@@ -33,6 +33,8 @@ class QuadraticProblem:
     p_tau: float = 1.0
     p_asymmetry: float = 0.3
     w_tau: float = 1.0
+    w_asymmetry: float = 0.0
+    w_ideal: bool = False
     dw_min: float = 1e-3
     engine: str = "expected"
     seed: int = 0
@@ -41,7 +43,8 @@ class QuadraticProblem:
         return AnalogConfig(
             algorithm=algorithm,
             device={
-                "W": SoftBounds(tau=self.w_tau, asymmetry=0.0, dw_min=self.dw_min),
+                "W": (Ideal(dw_min=self.dw_min) if self.w_ideal
+                      else SoftBounds(tau=self.w_tau, asymmetry=self.w_asymmetry, dw_min=self.dw_min)),
                 "P": SoftBounds(tau=self.p_tau, asymmetry=self.p_asymmetry, dw_min=self.dw_min),
             },
             io=IO.perfect(),
@@ -103,6 +106,58 @@ def compare(problem: QuadraticProblem | None = None, steps: int = 4000, lr: floa
     return {name: run_quadratic(alg, problem, steps, lr, record_every)[1] for name, alg in algorithms.items()}
 
 
-if __name__ == "__main__":  # pragma: no cover - manual exploration
-    for name, tr in compare().items():
-        print(name, {k: round(v, 4) for k, v in tr.final(5).items()})
+def drift_study(steps: int = 200_000, dim: int = 32, lr: float = 0.05, record_every: int = 10_000) -> dict:
+    """The issue-4 investigation: does plain RIDER let P and Q drift together?
+
+    alpha = lr = 0.05 throughout; RIDER with eta ~ alpha, with Theorem 3.7's ordering
+    (eta << beta << alpha), E-RIDER with a small chopper probability, and two controls that
+    remove the suspected cause, the -beta |P - Q| G_w(W) term of the W update: an ideal W
+    device (G_w = 0) and a W device whose SP sits at w* (G_w(w*) = 0).
+    """
+    base = QuadraticProblem(dim=dim)
+    runs = {
+        "RL (Q = 0)": (RIDER(eta=0.0), base),
+        "RIDER eta=alpha": (RIDER(eta=lr), base),
+        "RIDER eta=1e-2 alpha, beta=0.1 alpha": (RIDER(eta=5e-4, transfer_lr=0.1), base),
+        "RIDER eta=2e-3 alpha, beta=0.02 alpha": (RIDER(eta=1e-4, transfer_lr=0.02), base),
+        "E-RIDER p=0.01, eta=1e-2 alpha, beta=0.1 alpha": (ERIDER(eta=5e-4, transfer_lr=0.1, chop_prob=0.01), base),
+        "E-RIDER defaults": (ERIDER(), base),
+        "RIDER eta=alpha, ideal W": (RIDER(eta=lr), QuadraticProblem(dim=dim, w_ideal=True)),
+        "RIDER eta=alpha, W's SP at w*": (RIDER(eta=lr), QuadraticProblem(dim=dim, w_asymmetry=base.w_star / base.w_tau)),
+    }
+    out = {}
+    for name, (alg, problem) in runs.items():
+        _, tr = run_quadratic(alg, problem, steps, lr, record_every)
+        out[name] = {"steps": tr.steps, "weight_error": tr.weight_error, "q_mean": tr.q_mean,
+                     "p_mean": tr.p_mean, "w_mean": tr.w_mean}
+    return {"p_symmetric_point": base.p_symmetric_point, "w_star": base.w_star, "lr": lr, "runs": out}
+
+
+def main(argv=None) -> int:
+    import argparse
+    import json
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(description="RIDER / E-RIDER on a noisy quadratic with P's SP off zero")
+    parser.add_argument("--out", default="runs/rider_quadratic")
+    parser.add_argument("--steps", type=int, default=200_000, help="steps of the drift study")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(1)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    short = {k: tr.final(10) for k, tr in compare(steps=4000, record_every=100).items()}
+    study = drift_study(steps=args.steps, record_every=max(args.steps // 20, 1))
+    (out / "rider_quadratic.json").write_text(json.dumps({"compare_4000_steps": short, "drift_study": study}, indent=1))
+    print("4000 steps, lr 0.05, P's SP 0.3, w* 0.2 (last 1000 steps averaged):")
+    for k, v in short.items():
+        print(f"  {k:8s} |mean W-bar - w*| {v['weight_error']:.4f}  mean Q {v['q_mean']:+.4f}  mean P {v['p_mean']:+.4f}")
+    print(f"drift study, {args.steps} steps (values at 1/4, 1/2 and the end):")
+    for k, v in study["runs"].items():
+        idx = [len(v["steps"]) // 4 - 1, len(v["steps"]) // 2 - 1, -1]
+        print(f"  {k:48s} err " + " ".join(f"{v['weight_error'][i]:.3f}" for i in idx)
+              + "  Q " + " ".join(f"{v['q_mean'][i]:+.3f}" for i in idx) + f"  W {v['w_mean'][-1]:+.3f}")
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())
