@@ -13,6 +13,7 @@ import sys
 
 #: module paths of the subcommands, in the order ``analogtrain --help`` lists them
 SUBCOMMANDS: list[str] = [
+    "analogtrain.experiments.commands.demo",
     "analogtrain.experiments.commands.run",
     "analogtrain.experiments.commands.sweep",
     "analogtrain.experiments.commands.report",

@@ -40,6 +40,7 @@ TRAIN_DEFAULTS = {
     "eval_at_start": True,
     "dtype": "float32",
     "checkpoint": True,
+    "threads": None,  # torch.set_num_threads for the run (None: leave torch's setting)
 }
 
 SECTIONS = ("task", "algorithm", "device", "io", "transfer_io", "engine", "transfer_engine", "reference", "train",
@@ -207,6 +208,7 @@ def validate_train(train: dict) -> None:
     check_int("lr_step_epochs", 0)
     check_int("batch_size", 1, allow_none=True)
     check_int("steps_per_epoch", 1, allow_none=True)
+    check_int("threads", 1, allow_none=True)
     lr = train["lr"]
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not lr > 0:
         raise ValueError(f"train.lr must be a number in (0, inf), got {lr!r}")

@@ -148,9 +148,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 def _comparable(cfg: dict) -> dict:
-    """The resolved config without the keys a resume may change (epochs)."""
+    """The resolved config without the keys a resume may change (epochs, threads)."""
     out = json.loads(json.dumps(to_jsonable(cfg)))
     out.get("train", {}).pop("epochs", None)
+    out.get("train", {}).pop("threads", None)
     return out
 
 
@@ -174,8 +175,19 @@ def run_experiment(config: dict, out_dir, quiet: bool = False, resume: bool = Fa
     ``overwrite=True``.
     """
     cfg = resolve(config)
+    threads = cfg["train"]["threads"]
+    if threads is None:
+        return _run(cfg, Path(out_dir), quiet, resume, overwrite)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        return _run(cfg, Path(out_dir), quiet, resume, overwrite)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> dict:
     train = cfg["train"]
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path, summary_path = out / METRICS, out / CHECKPOINT, out / SUMMARY
     existing = [p.name for p in (metrics_path, ckpt_path, summary_path) if p.exists()]
@@ -193,7 +205,7 @@ def run_experiment(config: dict, out_dir, quiet: bool = False, resume: bool = Fa
         old = load_config(out / CONFIG)
         if _comparable(resolve(old)) != _comparable(cfg):
             raise ValueError(f"cannot resume {out}: its config.toml differs from the given config "
-                             f"(only train.epochs may change); use another output directory")
+                             f"(only train.epochs and train.threads may change); use another output directory")
     if resume and is_finished(out):
         summary = json.loads(summary_path.read_text())
         if summary.get("epochs") == train["epochs"]:
