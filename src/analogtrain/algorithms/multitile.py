@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 import torch
 
 from .base import Algorithm, AlgorithmState, check_positive
-from .residual import check_reference
+from .residual import check_reference, check_transfer_schedule, columns_per_read
 
 
 def tile_names(n_tiles: int) -> list[str]:
@@ -49,7 +49,7 @@ class MultiTileResidual(Algorithm):
       of a transfer into tile n = lr * transfer_lr[n] (multiplier of the optimizer lr).
     - ``transfer_every`` (default 2, or one int per receiving tile): updates of tile n+1 per
       transfer into tile n.
-    - ``columns_per_transfer`` (default None: all columns): columns read per transfer, cyclic.
+    - ``columns_per_transfer`` (default None or "all": all columns): columns read per transfer, cyclic.
     - ``tile_reference``: reference of tiles 1.. (None, float or "symmetric_point").
     """
 
@@ -85,9 +85,7 @@ class MultiTileResidual(Algorithm):
         for v in every:
             if not (isinstance(v, int) and v >= 1):
                 raise ValueError(f"{owner}.transfer_every values must be ints in [1, inf), got {v!r}")
-        cpt = self.columns_per_transfer
-        if cpt is not None and not (isinstance(cpt, int) and cpt >= 1):
-            raise ValueError(f"{owner}.columns_per_transfer must be an int in [1, inf) or None, got {cpt!r}")
+        check_transfer_schedule(owner, 1, self.columns_per_transfer)
         check_reference(owner, "tile_reference", self.tile_reference)
         self._lrs, self._every = [float(v) for v in lrs], every
 
@@ -114,8 +112,7 @@ class MultiTileState(AlgorithmState):
         self.transfer_io = spec.config.transfer_io
         self.generators["read"] = spec.generator("transfer_read")
         self.n_in = spec.shape[1]
-        cpt = algo.columns_per_transfer
-        self.k = self.n_in if cpt is None else min(cpt, self.n_in)
+        self.k = columns_per_read(algo.columns_per_transfer, self.n_in)
         for name in self.names:
             self.counters[f"updates_{name}"] = 0
         for n in range(algo.n_tiles - 1):

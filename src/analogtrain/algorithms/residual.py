@@ -53,11 +53,19 @@ from .base import Algorithm, AlgorithmState, check_positive, check_unit
 def check_transfer_schedule(owner: str, transfer_every, columns_per_transfer) -> None:
     if not (isinstance(transfer_every, int) and transfer_every >= 1):
         raise ValueError(f"{owner}.transfer_every must be an int in [1, inf), got {transfer_every!r}")
-    if columns_per_transfer is not None and not (isinstance(columns_per_transfer, int) and columns_per_transfer >= 1):
+    if columns_per_transfer not in (None, "all") and not (
+            isinstance(columns_per_transfer, int) and columns_per_transfer >= 1):
         raise ValueError(
-            f"{owner}.columns_per_transfer must be an int in [1, inf) or None (all columns), "
+            f"{owner}.columns_per_transfer must be an int in [1, inf) or None / 'all' (all columns), "
             f"got {columns_per_transfer!r}"
         )
+
+
+def columns_per_read(columns_per_transfer, n_in: int) -> int:
+    """Number of columns read per transfer for a layer with ``n_in`` inputs."""
+    if columns_per_transfer in (None, "all"):
+        return n_in
+    return min(int(columns_per_transfer), n_in)
 
 
 def check_reference(owner: str, name: str, value) -> None:
@@ -77,7 +85,8 @@ class TikiTaka(Algorithm):
       scale_transfer_lr).
     - ``transfer_every`` (default 1): transfer after every that many optimizer steps.
     - ``columns_per_transfer`` (default 1, aihwkit n_reads_per_transfer): columns read per
-      transfer, cyclically; ``None`` reads all columns (the theory / least-squares setting).
+      transfer, cyclically; ``None`` or ``"all"`` reads all columns (the theory / least-squares
+      setting).
     - ``p_reference``: reference of P: ``None`` (the device as is, its SP where it is),
       ``"symmetric_point"`` (perfect zero-shift, Assumption 4) or a float.
 
@@ -151,8 +160,7 @@ class TransferState(AlgorithmState):
         self.transfer_io = spec.config.transfer_io
         self.generators["read"] = spec.generator("transfer_read")
         self.n_in = spec.shape[1]
-        k = algo.columns_per_transfer
-        self.k = self.n_in if k is None else min(int(k), self.n_in)
+        self.k = columns_per_read(algo.columns_per_transfer, self.n_in)
         self.counters.update(transfers=0, columns_transferred=0, next_column=0)
 
     # ------------------------------------------------------------------ forward
