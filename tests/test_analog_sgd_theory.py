@@ -21,6 +21,7 @@ element after burn-in), Var the measured stationary variance, a factor 2 of marg
 higher orders, and 2 dw_min for the pulse granularity of the stochastic engine.
 """
 
+import itertools
 import math
 
 import pytest
@@ -161,7 +162,7 @@ def test_analog_sgd_bias_grows_with_the_noise():
         root = analog_sgd_fixed_point(device, L, w_star, s)
         assert abs(float(means.mean()) - root) < tolerance(device, w_star, s, root, means, var)
         biases.append(w_star - float(means.mean()))
-    assert all(b2 > b1 + 0.02 for b1, b2 in zip(biases, biases[1:]))
+    assert all(b2 > b1 + 0.02 for b1, b2 in itertools.pairwise(biases))
 
 
 @pytest.mark.parametrize("asymmetry", [-0.3, 0.0, 0.3])
