@@ -104,7 +104,7 @@ class _AnalogLayerMixin:
             self.weight.copy_(self.tile.effective_weight())
 
     def _apply(self, fn, recurse=True):
-        probe = fn(torch.zeros(1, dtype=self.config.dtype, device=self.weight.device))
+        probe = fn(torch.zeros(1, dtype=self.weight.dtype, device=self.weight.device))
         out = super()._apply(fn, recurse)
         self.tile.to(probe.device, probe.dtype)
         if probe.device != self.io_generator.device:
@@ -127,7 +127,7 @@ class AnalogLinear(_AnalogLayerMixin, nn.Module):
 
     def forward(self, x):
         lead = x.shape[:-1]
-        y = self._mvm(x.reshape(-1, self.in_features).to(self.config.dtype))
+        y = self._mvm(x.reshape(-1, self.in_features).to(self.weight.dtype))
         if self.bias is not None:
             y = y + self.bias
         return y.reshape(*lead, self.out_features)
@@ -155,7 +155,7 @@ class AnalogConv2d(_AnalogLayerMixin, nn.Module):
 
     def forward(self, x):
         b, _, h, w = x.shape
-        cols = F.unfold(x.to(self.config.dtype), self.kernel_size, self.dilation, self.padding, self.stride)
+        cols = F.unfold(x.to(self.weight.dtype), self.kernel_size, self.dilation, self.padding, self.stride)
         n_patches = cols.shape[-1]
         y = self._mvm(cols.transpose(1, 2).reshape(b * n_patches, -1))
         oh = (h + 2 * self.padding[0] - self.dilation[0] * (self.kernel_size[0] - 1) - 1) // self.stride[0] + 1

@@ -1,0 +1,171 @@
+"""AnalogLinear / AnalogConv2d and convert(): torch semantics with perfect IO, the periphery
+in forward and backward, conversion of chosen layers, dtype and device placement."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+import analogtrain as at
+from analogtrain.algorithms import AnalogSGD, DigitalSGD
+from analogtrain.devices import SoftBounds
+from analogtrain.nn import AnalogConv2d, AnalogLinear
+
+# float32 results of the same products summed in a different order
+ATOL32 = 1e-5
+
+
+def perfect_config(algorithm=None, **kwargs):
+    return at.AnalogConfig(algorithm=algorithm or DigitalSGD(), device=SoftBounds(tau=2.0, dw_min=1e-4),
+                           io=at.IO.perfect(), **kwargs)
+
+
+def test_linear_matches_f_linear_forward_and_input_gradient():
+    gen = torch.Generator().manual_seed(0)
+    w = torch.randn(5, 7, generator=gen) * 0.3
+    b = torch.randn(5, generator=gen)
+    for algorithm in (DigitalSGD(), AnalogSGD()):
+        layer = AnalogLinear(7, 5, config=perfect_config(algorithm), init_weight=w, init_bias=b)
+        assert torch.allclose(layer.weight, w, atol=1e-7)  # AnalogSGD programs W exactly (inside the bounds)
+        x = torch.randn(2, 3, 7, generator=gen, requires_grad=True)  # leading dims are kept
+        y = layer(x)
+        x_ref = x.detach().clone().requires_grad_(True)
+        y_ref = F.linear(x_ref, w, b)
+        assert y.shape == (2, 3, 5)
+        assert torch.allclose(y, y_ref, atol=ATOL32)
+        grad_out = torch.randn(2, 3, 5, generator=gen)
+        y.backward(grad_out)
+        y_ref.backward(grad_out)
+        assert torch.allclose(x.grad, x_ref.grad, atol=ATOL32)
+        assert layer.weight.grad is None  # the weight is updated by pulses, not autograd
+        assert len(layer._pending) == 1  # (x, d) recorded for the optimizer
+
+
+@pytest.mark.parametrize("stride, padding, dilation", [(1, 0, 1), (2, 1, 1), (1, 2, 2)])
+def test_conv2d_matches_f_conv2d_forward_and_input_gradient(stride, padding, dilation):
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(4, 3, 3, 3, generator=gen) * 0.2
+    b = torch.randn(4, generator=gen)
+    layer = AnalogConv2d(3, 4, 3, stride=stride, padding=padding, dilation=dilation,
+                         config=perfect_config(), init_weight=w, init_bias=b)
+    x = torch.randn(2, 3, 9, 8, generator=gen, requires_grad=True)
+    x_ref = x.detach().clone().requires_grad_(True)
+    y = layer(x)
+    y_ref = F.conv2d(x_ref, w, b, stride=stride, padding=padding, dilation=dilation)
+    assert y.shape == y_ref.shape
+    assert torch.allclose(y, y_ref, atol=ATOL32)
+    grad_out = torch.randn(y.shape, generator=gen)
+    y.backward(grad_out)
+    y_ref.backward(grad_out)
+    assert torch.allclose(x.grad, x_ref.grad, atol=ATOL32)
+
+
+def test_forward_uses_the_forward_periphery_and_backward_has_no_bound_management():
+    io = at.IO(inp_bits=None, out_bits=None, out_noise=0.0)
+    cfg = at.AnalogConfig(algorithm=DigitalSGD(), io=io)
+    w = torch.full((3, 8), 5.0)  # y = 40 per output for x = 1, beyond out_bound 12
+    layer = AnalogLinear(8, 3, bias=False, config=cfg, init_weight=w)
+    x = torch.ones(1, 8, requires_grad=True)
+    y = layer(x)
+    assert torch.allclose(y, torch.full((1, 3), 40.0))  # recovered by iterative bound management
+    y.backward(torch.ones(1, 3))
+    assert torch.all(x.grad == 12.0)  # d W = 15 per input, clipped: no bound management backward
+
+
+def test_noisy_forward_is_reproducible_from_the_seed():
+    cfg = at.AnalogConfig(algorithm=DigitalSGD(), io=at.IO())
+    x = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
+    y1 = AnalogLinear(6, 3, config=cfg, seed=5)(x)
+    y2 = AnalogLinear(6, 3, config=cfg, seed=5)(x)
+    y3 = AnalogLinear(6, 3, config=cfg, seed=5, init_weight=AnalogLinear(6, 3, config=cfg, seed=5).weight)(x)
+    assert torch.equal(y1, y2)
+    assert not torch.equal(y1, AnalogLinear(6, 3, config=cfg, seed=6)(x))
+    assert torch.allclose(y1, y3, atol=0.5)  # same weight, same IO seed: same result
+
+
+# ------------------------------------------------------------------------------ convert
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.features = nn.Sequential(nn.Conv2d(1, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3), nn.ReLU())
+        self.block = nn.Sequential(nn.Flatten(), nn.Linear(4 * 4 * 4, 16), nn.Tanh())
+        self.fc = nn.Linear(16, 3)
+
+    def forward(self, x):
+        return self.fc(self.block(self.features(x)))
+
+
+def analog_names(model):
+    return sorted(n for n, m in model.named_modules() if isinstance(m, (AnalogLinear, AnalogConv2d)))
+
+
+def test_convert_all_layers_keeps_the_function():
+    torch.manual_seed(0)
+    model = Net()
+    analog = at.convert(model, perfect_config())
+    assert analog_names(analog) == ["block.1", "fc", "features.0", "features.2"]
+    assert isinstance(model.fc, nn.Linear)  # the original is untouched (a copy is converted)
+    x = torch.randn(2, 1, 8, 8)
+    assert torch.allclose(analog(x), model(x), atol=ATOL32)
+
+
+def test_convert_chosen_layers_block_names_and_unknown_names():
+    torch.manual_seed(0)
+    model = Net()
+    cfg = perfect_config()
+    assert analog_names(at.convert(model, cfg, layers=["fc"])) == ["fc"]  # e.g. only the last layer
+    assert analog_names(at.convert(model, cfg, layers=["features"])) == ["features.0", "features.2"]
+    assert analog_names(at.convert(model, cfg, layers=["block", "fc"])) == ["block.1", "fc"]
+    with pytest.raises(ValueError, match="not_there"):
+        at.convert(model, cfg, layers=["not_there"])
+    with pytest.raises(ValueError, match="features.1"):
+        at.convert(model, cfg, layers=["features.1"])  # a ReLU: nothing to convert
+    with pytest.raises(ValueError, match="config"):
+        at.convert(model, "not a config")
+
+
+def test_convert_gives_each_layer_its_own_seed():
+    model = nn.Sequential(nn.Linear(4, 4), nn.Linear(4, 4))
+    cfg = at.AnalogConfig(algorithm=AnalogSGD(), device=at.devices.get_preset("aihwkit_softbounds"),
+                          io=at.IO.perfect())
+    analog = at.convert(model, cfg)
+    p0 = analog[0].arrays["W"].device.dw_min
+    p1 = analog[1].arrays["W"].device.dw_min
+    assert not torch.equal(p0, p1)  # independent device-to-device draws
+
+
+def test_to_float64_runs_in_float64():
+    torch.manual_seed(0)
+    model = at.convert(Net(), at.AnalogConfig(algorithm=AnalogSGD(), io=at.IO()))
+    model = model.to(torch.float64)
+    x = torch.randn(2, 1, 8, 8, dtype=torch.float64)
+    y = model(x)
+    assert y.dtype == torch.float64
+    y.sum().backward()
+    opt = at.optim.AnalogSGD(model.parameters(), lr=0.01)
+    opt.step()
+    for layer in (model.fc, model.features[0]):
+        assert layer.weight.dtype == torch.float64
+        assert all(a.read().dtype == torch.float64 for a in layer.arrays.values())
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_converted_model_trains_on_cuda_and_stays_there():
+    torch.manual_seed(0)
+    cfg = at.AnalogConfig(algorithm=AnalogSGD(), io=at.IO(), engine="stochastic")
+    model = at.convert(Net(), cfg).to("cuda")
+    opt = at.optim.AnalogSGD(model.parameters(), lr=0.05)
+    x = torch.randn(8, 1, 8, 8, device="cuda")
+    target = torch.randint(0, 3, (8,), device="cuda")
+    before = model.fc.arrays["W"].read().clone()
+    for _ in range(3):
+        opt.zero_grad()
+        F.cross_entropy(model(x), target).backward()
+        opt.step()
+    assert not torch.equal(before, model.fc.arrays["W"].read())
+    for layer in (model.fc, model.block[1], model.features[0]):
+        tensors = [layer.weight, layer.bias] + [a.state for a in layer.arrays.values()]
+        tensors += [a.reference for a in layer.arrays.values()]
+        assert all(t.device.type == "cuda" for t in tensors)
+        assert layer.io_generator.device.type == "cuda"
+        assert all(a.generator.device.type == "cuda" for a in layer.arrays.values())
