@@ -103,6 +103,13 @@ class _AnalogLayerMixin:
         with torch.no_grad():
             self.weight.copy_(self.tile.effective_weight())
 
+    def __setstate__(self, state):
+        # copy.deepcopy rebuilds Parameters without their attributes: re-link the weight to
+        # this layer, or the optimizer would treat the copy's weight as a digital parameter.
+        super().__setstate__(state)
+        if self._parameters.get("weight") is not None:
+            self.weight.analog_layer = self
+
     def _apply(self, fn, recurse=True):
         probe = fn(torch.zeros(1, dtype=self.weight.dtype, device=self.weight.device))
         out = super()._apply(fn, recurse)
