@@ -154,8 +154,8 @@ def test_optimizer_validation_names_the_field():
 
 # --------------------------------------------------------------------- state_dict round trip
 RESUME_CASES = {
-    "expected_granularity_noise": dict(engine="expected", engine_kwargs={"granularity_noise": True}),
-    "stochastic": dict(engine="stochastic"),
+    "expected_granularity_noise": {"engine": "expected", "engine_kwargs": {"granularity_noise": True}},
+    "stochastic": {"engine": "stochastic"},
 }
 
 
