@@ -192,3 +192,16 @@ def test_stochastic_pulse_trains_settle_at_the_same_fixed_point():
     tol = tolerance(device, w_star, s, root, means, var, granularity=device.dw_min)
     assert abs(float(means.mean()) - root) < tol
     assert tol < 0.02 and arr.pulse_count["total"] > 0
+
+
+def test_analog_sgd_bias_shrinks_as_the_dynamic_range_grows():
+    """Reference test 5: the bias grows with 1/tau (penalty Sigma/(2 tau) w^2 for soft bounds)."""
+    w_star, s, lr = 0.5, 1.0, 0.02
+    biases = []
+    for tau in (0.75, 1.5, 3.0):
+        device = SoftBounds(tau=tau, asymmetry=0.0)
+        means, var, _ = run_analog_sgd(device, w_star, s, lr)
+        root = analog_sgd_fixed_point(device, L, w_star, s)
+        assert abs(float(means.mean()) - root) < tolerance(device, w_star, s, root, means, var)
+        biases.append(w_star - float(means.mean()))
+    assert all(b1 > b2 + 0.02 for b1, b2 in itertools.pairwise(biases))
