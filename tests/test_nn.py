@@ -77,10 +77,8 @@ def test_noisy_forward_is_reproducible_from_the_seed():
     x = torch.randn(4, 6, generator=torch.Generator().manual_seed(2))
     y1 = AnalogLinear(6, 3, config=cfg, seed=5)(x)
     y2 = AnalogLinear(6, 3, config=cfg, seed=5)(x)
-    y3 = AnalogLinear(6, 3, config=cfg, seed=5, init_weight=AnalogLinear(6, 3, config=cfg, seed=5).weight)(x)
     assert torch.equal(y1, y2)
     assert not torch.equal(y1, AnalogLinear(6, 3, config=cfg, seed=6)(x))
-    assert torch.allclose(y1, y3, atol=0.5)  # same weight, same IO seed: same result
 
 
 # ------------------------------------------------------------------------------ convert
