@@ -422,6 +422,18 @@ def build_reference(table: dict | None) -> dict:
     return out
 
 
+def validate(config: dict) -> dict:
+    """Resolve a config and build its task, algorithm, devices, periphery, engines and references
+    (no data is loaded); raises the first ValueError. Returns the resolved config."""
+    from .tasks import make_task
+
+    cfg = resolve(config)
+    make_task(cfg["task"])
+    build_config(cfg)
+    build_reference(cfg.get("reference"))
+    return cfg
+
+
 def build_config(config: dict):
     """An :class:`analogtrain.AnalogConfig` from a config dict (sections algorithm, device, io,
     transfer_io, engine, transfer_engine; train.dtype)."""

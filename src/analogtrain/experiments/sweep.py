@@ -23,7 +23,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from .config import apply_overrides, resolve
+from .config import apply_overrides, validate
 from .plots import plot_curves
 from .runner import SUMMARY, is_finished, read_metrics, run_experiment
 
@@ -64,10 +64,10 @@ def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, qu
     if not seeds:
         raise ValueError("seeds must be a non-empty list of integers")
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     cells = grid_cells(grid)
     for cell in cells:  # check every cell's config before spending time on the first
-        resolve(apply_overrides(config, cell))
+        validate(apply_overrides(config, cell))
+    out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config, "grid": grid, "seeds": list(seeds)}
     path = out / SWEEP
     if path.exists():
@@ -99,7 +99,7 @@ def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, qu
             (rdir / "error.txt").write_text(traceback.format_exc())
             if not quiet:
                 tqdm.write(f"run {rdir} failed (see error.txt)")
-        write_report(out)
+        write_report(out, plots=False)
     bar.close()
     return write_report(out)
 
@@ -149,8 +149,8 @@ def _num(v: float) -> str:
     return f"{v:.4g}"
 
 
-def write_report(out_dir) -> list[dict]:
-    """Write table.csv, table.md and curves.png of a sweep directory from its finished runs."""
+def write_report(out_dir, plots: bool = True) -> list[dict]:
+    """Write table.csv, table.md (and curves.png) of a sweep directory from its finished runs."""
     out = Path(out_dir)
     meta, rows = collect(out)
     keys = list(meta["grid"])
@@ -185,7 +185,7 @@ def write_report(out_dir) -> list[dict]:
         lines.append("| " + " | ".join(cells + [seeds] + vals) + " |")
     (out / "table.md").write_text("\n".join(lines) + "\n")
 
-    if primary:
+    if primary and plots:
         curves = {}
         for cell in (grid_cells(meta["grid"]) if meta["grid"] else [{}]):
             per_seed = [read_metrics(run_dir(out, cell, s)) for s in meta["seeds"]]
