@@ -52,7 +52,7 @@ def train(state, n, lr=0.05, seed=0):
 
 # ----------------------------------------------------------------------------- TT-v1 / RL
 def test_rl_gamma_zero_is_tiki_taka_bit_for_bit():
-    kw = dict(fast_lr=1.0, transfer_lr=0.5, transfer_every=2, columns_per_transfer=3)
+    kw = {"fast_lr": 1.0, "transfer_lr": 0.5, "transfer_every": 2, "columns_per_transfer": 3}
     for engine, ekw in (("stochastic", {"bit_length": 8}), ("deterministic", {"rounding": "stochastic"})):
         tt = make_state(TikiTaka(**kw), engine=engine, engine_kwargs=ekw, transfer_io=at.IO())
         rl = make_state(ResidualLearning(gamma=0.0, **kw), engine=engine, engine_kwargs=ekw, transfer_io=at.IO())
@@ -261,8 +261,8 @@ ALGOS = [
 
 @pytest.mark.parametrize("factory", ALGOS)
 def test_state_dict_mid_run_continues_identically(factory):
-    kw = dict(engine="stochastic", engine_kwargs={"bit_length": 8}, transfer_io=at.IO(out_noise=0.02),
-              device=at.devices.SoftBounds(tau=1.0, asymmetry=0.2, dw_min=1e-3, cycle_noise=0.1))
+    kw = {"engine": "stochastic", "engine_kwargs": {"bit_length": 8}, "transfer_io": at.IO(out_noise=0.02),
+              "device": at.devices.SoftBounds(tau=1.0, asymmetry=0.2, dw_min=1e-3, cycle_noise=0.1)}
     ref = make_state(factory(), **kw)
     train(ref, 12, seed=1)
     buf = io.BytesIO()

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import nn
 
 #: modules imported before a task lookup so that their @register_task decorators run
-TASK_MODULES: list[str] = ["analogtrain.experiments.tasks"]
+TASK_MODULES: list[str] = ["analogtrain.experiments.tasks", "analogtrain.experiments.resnet"]
 
 TASKS: dict[str, type] = {}
 
