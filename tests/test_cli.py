@@ -1,6 +1,7 @@
 """Config format, the `analogtrain` command (run, resume, sweep, report, devices, demo) and its registry."""
 
 import csv
+import itertools
 import json
 import sys
 import tomllib
@@ -163,7 +164,7 @@ def test_run_writes_all_files(quad_file, tmp_path, capsys):
     assert [r["epoch"] for r in rows] == [0, 1, 2, 3] and [r["step"] for r in rows] == [0, 15, 30, 45]
     assert rows[0]["train_loss"] is None and all(r["train_loss"] > 0 for r in rows[1:])
     totals = [r["pulses"]["w"]["W"] for r in rows]
-    assert totals[0] == 0 and all(b > a for a, b in zip(totals, totals[1:]))
+    assert totals[0] == 0 and all(b > a for a, b in itertools.pairwise(totals))
     assert all(r["total_pulses"] == r["pulses"]["w"]["W"] for r in rows)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["status"] == "finished" and summary["steps"] == 45
@@ -216,7 +217,7 @@ def test_resume_after_a_crash_continues_bit_for_bit(quad_file, tmp_path, monkeyp
     assert cli.main(["run", str(quad_file), "--out", str(tmp_path / "crash"), "--resume", "--quiet"]) == 0
     resumed = json.loads((tmp_path / "crash" / "summary.json").read_text())
     rows = [json.loads(x) for x in (tmp_path / "crash" / "metrics.jsonl").read_text().splitlines()]
-    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_time"} for r in rs]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "wall_time"} for r in rs]
     assert strip(rows) == strip(straight_rows)
     assert resumed["metrics"] == reference["metrics"] and resumed["pulses"] == reference["pulses"]
 
