@@ -161,6 +161,23 @@ class Device:
             return w.clone()
         return w.clamp(min=float(lo), max=float(hi))
 
+    def clamp_(self, w: torch.Tensor) -> torch.Tensor:
+        """Clamp w into [lo, hi] in place; returns w."""
+        lo, hi = self.bounds()
+        if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+            lo_t = torch.as_tensor(lo, dtype=w.dtype, device=w.device)
+            hi_t = torch.as_tensor(hi, dtype=w.dtype, device=w.device)
+            return torch.clamp(w, lo_t, hi_t, out=w)
+        if math.isinf(lo) and math.isinf(hi):
+            return w
+        return w.clamp_(min=float(lo), max=float(hi))
+
+    def inverse_dw_min(self):
+        """1 / dw_min (cached for per-element tensors)."""
+        if isinstance(self.dw_min, torch.Tensor):
+            return self.derived("inverse_dw_min", lambda: 1.0 / self.dw_min)
+        return 1.0 / self.dw_min
+
     def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """q_plus(w) where sign > 0, q_minus(w) elsewhere."""
         return torch.where(sign > 0, self.q_plus(w), self.q_minus(w))
@@ -195,16 +212,19 @@ class Device:
             w = torch.where(n > t, self.apply_pulse(w, sign, generator), w)
         return w
 
-    def pulse_factors(self, counts: torch.Tensor, generator: torch.Generator | None = None):
+    def pulse_factors(self, counts: torch.Tensor, generator: torch.Generator | None = None,
+                      index: torch.Tensor | None = None):
         """Closed form of |counts| same-sign pulses for families with affine responses.
 
         Returns ``(target, factors)`` such that pulse k maps the state as
-        w <- target + (w - target) * factors[..., k] (up to clamping at the bounds), with
-        ``target`` and ``factors`` (shape counts.shape + (K,), 1 beyond an element's count)
-        independent of the state, or None when the family has no such form (then pulses are
-        applied one by one with :meth:`apply_pulses`).
+        w <- clamp(target + (w - target) * factors[..., k]), with ``target`` and ``factors``
+        (shape counts.shape + (K,), 1 beyond an element's count) independent of the state; a
+        factor in [0, 1] moves the state towards ``target`` (so no clamping is needed then).
+        None when the family has no such form (then pulses are applied one by one with
+        :meth:`apply_pulses`). With ``index`` (flat element indices) the per-element
+        parameters are taken at those elements and ``counts`` is 1-D, one entry per index.
         """
-        return
+        return None
 
     def derived(self, name: str, compute):
         """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a

@@ -121,11 +121,19 @@ class SoftBounds(Device):
         return self.derived("slopes_over_bounds",
                             lambda: (self.up_slope / self.w_max, self.down_slope / self.w_min))
 
+    @staticmethod
+    def _affine(a, c, w):
+        """a - c * w, in one pass when the parameters are tensors of w's shape and dtype."""
+        if isinstance(a, torch.Tensor) and isinstance(c, torch.Tensor) and a.shape == w.shape == c.shape \
+                and a.dtype == w.dtype == c.dtype:
+            return torch.addcmul(a, c, w, value=-1.0)
+        return a - c * w
+
     def q_plus(self, w):
-        return self.up_slope - self._slopes_over_bounds()[0] * w
+        return self._affine(self.up_slope, self._slopes_over_bounds()[0], w)
 
     def q_minus(self, w):
-        return self.down_slope - self._slopes_over_bounds()[1] * w
+        return self._affine(self.down_slope, self._slopes_over_bounds()[1], w)
 
     def q_signed(self, w, sign):
         # arithmetic blend instead of torch.where (both responses are finite everywhere)
@@ -136,7 +144,19 @@ class SoftBounds(Device):
     def bounds(self):
         return (self.w_min, self.w_max)
 
-    def pulse_factors(self, counts, generator=None):
+    def _pulse_table(self):
+        """Per-element rows [rate, target] for an up pulse (row 2e: dw_min a_up / w_max, w_max)
+        and a down pulse (row 2e + 1: dw_min a_down / |w_min|, w_min), flattened to
+        (2 n_elem, 2), so the parameters of a list of pulses are a single row gather."""
+        def make():
+            rate_up, rate_down = self._slopes_over_bounds()
+            cols = [self.dw_min * rate_up, self.w_max, -self.dw_min * rate_down, self.w_min]
+            ref = next(c for c in cols if isinstance(c, torch.Tensor))
+            flat = [torch.as_tensor(c, dtype=ref.dtype, device=ref.device).expand(ref.shape).reshape(-1) for c in cols]
+            return torch.stack(flat, dim=1).reshape(-1, 2)
+        return self.derived("pulse_table", make)
+
+    def pulse_factors(self, counts, generator=None, index=None):
         """Soft bounds are affine: an up pulse maps the distance to the upper bound as
         (w_max - w) <- (w_max - w)(1 - r eta), r = dw_min a_up / w_max, and a down pulse
         (w - w_min) <- (w - w_min)(1 - r eta), r = dw_min a_down / |w_min|, with
@@ -149,15 +169,19 @@ class SoftBounds(Device):
             return None
         dtype, dev = counts.dtype, counts.device
         n = counts.abs()
-        up = torch.sign(counts).clamp_(0.0, 1.0)  # 1: up, 0: down or no pulse
-        target = self.w_min + up * (self.w_max - self.w_min)
-        rate_up, rate_down = self._slopes_over_bounds()
-        r = self.dw_min * (up * rate_up - (1.0 - up) * rate_down)  # rate_down < 0 (w_min < 0)
+        if index is not None and self._param_shapes():
+            rows = self._pulse_table().index_select(0, index * 2 + (counts < 0))
+            r, target = rows.to(dtype).unbind(1)
+        else:
+            rate_up, rate_down = self._slopes_over_bounds()
+            up = torch.sign(counts).clamp_(0.0, 1.0)  # 1: up, 0: down or no pulse
+            target = self.w_min + up * (self.w_max - self.w_min)
+            r = -self.dw_min * rate_down + up * (self.dw_min * (rate_up + rate_down))
         if self.cycle_noise == 0:
             return target, ((1.0 - r).clamp_(min=0.0) ** n).unsqueeze(-1)
         max_n = int(n.max().item()) if n.numel() else 0
         xi = torch.randn(counts.shape + (max_n,), generator=generator, device=dev, dtype=dtype)
-        f = (1.0 - r.unsqueeze(-1) * (1.0 + self.cycle_noise * xi)).clamp_(min=0.0)
+        f = (xi.mul_(-self.cycle_noise).sub_(1.0)).mul_(r.unsqueeze(-1)).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
         if max_n > 1:
             active = (torch.arange(max_n, device=dev, dtype=dtype) < n.unsqueeze(-1)).to(dtype)
             f = 1.0 + active * (f - 1.0)
@@ -179,7 +203,6 @@ class SoftBounds(Device):
         # every factor in [0, 1]: the state moves monotonically towards its target
         moved = self.clamp(torch.addcmul(target, w - target, f.prod(dim=-1)))
         return torch.where(counts != 0, moved, w)
-
 
     def symmetric_point(self):
         sp = (self.up_slope - self.down_slope) / (self.up_slope / self.w_max - self.down_slope / self.w_min)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import torch
 
-from .base import PulseEngine, PulseStats, clamp_to_bounds
+from .base import PulseEngine, PulseStats
 
 
 class ExpectedEngine(PulseEngine):
@@ -21,21 +21,32 @@ class ExpectedEngine(PulseEngine):
         self.granularity_noise = bool(granularity_noise)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
-        dw_min = device.dw_min
         if self.granularity_noise:
-            n = delta.abs() / dw_min
+            n = delta.abs() * device.inverse_dw_min()
             low = torch.floor(n)
-            frac = n - low
             u = torch.rand(n.shape, generator=generator, device=n.device, dtype=n.dtype)
-            n = low + (u < frac).to(n.dtype)
-            delta = torch.sign(delta) * n * dw_min
-        q = torch.where(delta >= 0, device.q_plus(w), device.q_minus(w))
-        w.copy_(clamp_to_bounds(w + delta * q, device))
-        pulses = delta / dw_min
-        up = pulses.clamp_min(0).sum()
-        down = (-pulses).clamp_min(0).sum()
+            n = low + (u < n - low).to(n.dtype)
+            delta = torch.sign(delta) * n * device.dw_min
+        # w + dW q+(w) where dW >= 0, w + dW q-(w) where dW < 0, without a masked select:
+        # the up part dW+ = max(dW, 0) and the down part dW- = dW - dW+ each meet their response
+        up_part = delta.clamp_min(0.0)
+        down_part = delta - up_part
+        q_up, q_down = device.q_plus(w), device.q_minus(w)
+        w.addcmul_(up_part, q_up).addcmul_(down_part, q_down)
+        device.clamp_(w)
+        inv = device.inverse_dw_min()
+        if isinstance(inv, torch.Tensor) and inv.shape == delta.shape and inv.dtype == delta.dtype:
+            up = torch.dot(up_part.reshape(-1), inv.reshape(-1))
+            down = -torch.dot(down_part.reshape(-1), inv.reshape(-1))
+        else:
+            up = (up_part * inv).sum()
+            down = -(down_part * inv).sum()
         touched = (delta != 0) if need_touched else None
         return PulseStats(up, down, touched)
+
+    def apply_outer(self, w, device, x, d, lr, generator=None, need_touched=False) -> PulseStats:
+        delta = torch.mm(d.transpose(0, 1), x)
+        return self.apply(w, device, delta.mul_(-lr), generator, need_touched)
 
     def describe(self):
         return {"engine": self.name, "granularity_noise": self.granularity_noise}

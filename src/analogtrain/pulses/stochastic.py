@@ -34,7 +34,6 @@ from .base import (
     check_bit_length,
     index_device,
     nominal_dw_min,
-    slice_device,
 )
 
 #: arrays with B * out * in up to this size count coincidences densely (a batched matmul)
@@ -134,19 +133,49 @@ class StochasticEngine(PulseEngine):
     def _apply_event_list(self, w, device, elem, count, generator, need_touched) -> PulseStats:
         """Events (flat element, signed count) listed in sample order, applied in rounds of
         distinct elements: round r holds the r-th event of every element."""
-        up = count.clamp_min(0).sum()
-        down = (-count).clamp_min(0).sum()
+        count = count.to(w.dtype)
+        total, net = count.abs().sum(), count.sum()
+        up, down = 0.5 * (total + net), 0.5 * (total - net)
         if elem.numel() == 0:
             return PulseStats(up, down, torch.zeros(0, dtype=torch.long, device=w.device) if need_touched else None)
         w_flat = w.view(-1)
-        ev_device = index_device(device, elem)
-        form = ev_device.pulse_factors(count.to(w.dtype), generator)
+        rank, n_rounds = self._ranks(elem, w_flat.numel())
+        rounds = [None] if rank is None else [torch.nonzero(rank == r, as_tuple=True)[0] for r in range(n_rounds)]
+        form = device.pulse_factors(count, generator, index=elem)
         if form is None:
-            _apply_rounds_generic(w_flat, ev_device, elem, count, generator)
+            ev_device = index_device(device, elem)
+            for idx in rounds:
+                e, c, dev_r = (elem, count, ev_device) if idx is None else (elem[idx], count[idx],
+                                                                            _select_device(ev_device, idx))
+                w_flat[e] = dev_r.apply_pulses(w_flat[e], c, generator)
         else:
-            _apply_rounds_affine(w_flat, ev_device, elem, form)
+            _apply_affine(w_flat, device, elem, form, rounds, rank)
         touched = torch.unique(elem) if need_touched else None
         return PulseStats(up, down, touched)
+
+    def _ranks(self, elem, n_elem):
+        """Rank of each event among the events of its element (list order), or None when every
+        element occurs once; and the number of rounds."""
+        key = (n_elem, elem.device)
+        scratch = self.__dict__.setdefault("_scratch", {})
+        buf = scratch.get(key)
+        if buf is None:
+            buf = scratch[key] = torch.zeros(n_elem, dtype=torch.int32, device=elem.device)
+        ones = torch.ones(elem.numel(), dtype=torch.int32, device=elem.device)
+        buf.index_add_(0, elem, ones)
+        mult = buf[elem]
+        buf.index_add_(0, elem, ones, alpha=-1)
+        rep_pos = torch.nonzero(mult > 1, as_tuple=True)[0]
+        if rep_pos.numel() == 0:
+            return None, 1
+        # sort the (few) repeated events by element, keeping list order inside an element
+        _, order = torch.sort(elem[rep_pos] * elem.numel() + rep_pos)
+        pos_sorted = rep_pos[order]
+        _, group = torch.unique_consecutive(elem[pos_sorted], return_counts=True)
+        rank = torch.zeros(elem.numel(), dtype=torch.long, device=elem.device)
+        rank[pos_sorted] = torch.arange(pos_sorted.numel(), device=elem.device) - torch.repeat_interleave(
+            torch.cumsum(group, 0) - group, group)
+        return rank, int(group.max().item())
 
     def describe(self):
         return {"engine": self.name, "bit_length": self.bit_length,
@@ -156,7 +185,7 @@ class StochasticEngine(PulseEngine):
 def _sparse_coincidences(x_bits, d_bits, x, d):
     """Coincidences of firing lines in the same slot, without forming (B, out, in).
 
-    Returns (flat element index j * n_in + i, signed count 1 per pulse) ordered by sample
+    Returns (flat element index j * n_in + i, signed count +-1 per pulse) ordered by sample
     (then slot): pulses of one sample and element in different slots are separate events of
     the same sign, consecutive in that element's order.
     """
@@ -164,109 +193,58 @@ def _sparse_coincidences(x_bits, d_bits, x, d):
     xb, xt, xi = torch.nonzero(x_bits, as_tuple=True)
     db, dt_, dj = torch.nonzero(d_bits, as_tuple=True)
     slot_x = xb * slots + xt
-    slot_d = db * slots + dt_
-    cnt_d = torch.bincount(slot_d, minlength=n_b * slots)
+    cnt_d = torch.bincount(db * slots + dt_, minlength=n_b * slots)
     start_d = torch.cumsum(cnt_d, 0) - cnt_d
-    rep = cnt_d[slot_x]
+    rep = cnt_d[slot_x]  # partners of each firing x line
     total = int(rep.sum().item())
     if total == 0:
-        empty = torch.zeros(0, dtype=torch.long, device=x.device)
-        return empty, torch.zeros(0, dtype=x.dtype, device=x.device)
+        return torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, dtype=x.dtype, device=x.device)
+    # per firing line: its sign and its part of the flat element index
+    x_sign = torch.sign(x)[xb, xi]
+    d_sign = -torch.sign(d)[db, dj]
+    d_row = dj * n_in
+    # pair p of x event e is (e, start_d[slot] + p - first pair of e)
     ex = torch.repeat_interleave(torch.arange(xi.numel(), device=x.device), rep, output_size=total)
-    first = torch.repeat_interleave(torch.cumsum(rep, 0) - rep, rep, output_size=total)
-    ed = start_d[slot_x[ex]] + torch.arange(total, device=x.device) - first
-    b, i, j = xb[ex], xi[ex], dj[ed]
-    count = -(torch.sign(x)[b, i] * torch.sign(d)[b, j])
-    return j * n_in + i, count
+    ed = torch.repeat_interleave(start_d[slot_x] - (torch.cumsum(rep, 0) - rep), rep, output_size=total)
+    ed += torch.arange(total, device=x.device)
+    return d_row[ed] + xi[ex], x_sign[ex] * d_sign[ed]
 
 
-def _round_order(elem, n_elem):
-    """Permutation of the events into rounds and the round sizes.
-
-    Round r holds the r-th event (in list order) of each element, so a round has distinct
-    elements. Returns (None, [n]) when no element occurs twice (the common fast path), else
-    (perm, sizes) with the events of round 0 first, then round 1, ...
-    """
-    n = elem.numel()
-    mult = torch.zeros(n_elem, dtype=torch.int32, device=elem.device)
-    mult.index_add_(0, elem, torch.ones(n, dtype=torch.int32, device=elem.device))
-    repeated = mult[elem] > 1
-    rep_pos = torch.nonzero(repeated, as_tuple=True)[0]
-    if rep_pos.numel() == 0:
-        return None, [n]
-    single_pos = torch.nonzero(~repeated, as_tuple=True)[0]
-    # rank among the events of the same element: sort the (few) repeated events by element,
-    # keeping list order inside an element
-    _, order = torch.sort(elem[rep_pos] * n + rep_pos)
-    pos_sorted = rep_pos[order]
-    _, group = torch.unique_consecutive(elem[pos_sorted], return_counts=True)
-    rank = torch.arange(pos_sorted.numel(), device=elem.device) - torch.repeat_interleave(
-        torch.cumsum(group, 0) - group, group)
-    _, by_rank = torch.sort(rank, stable=True)
-    sizes = torch.bincount(rank).tolist()
-    sizes[0] += single_pos.numel()
-    return torch.cat([single_pos, pos_sorted[by_rank]]), sizes
-
-
-def _permute_device(device, perm):
-    picked = {name: v[perm] for name, v in device.params().items() if isinstance(v, torch.Tensor) and v.dim() > 0}
+def _select_device(device, idx):
+    """Device whose per-element (1-D) parameters are taken at positions ``idx``."""
+    picked = {name: v[idx] for name, v in device.params().items() if isinstance(v, torch.Tensor) and v.dim() > 0}
     return device.with_params(**picked) if picked else device
 
 
-def _apply_rounds_generic(w_flat, ev_device, elem, count, generator):
-    """Rounds of :meth:`Device.apply_pulses` (pulse by pulse with the current response)."""
-    perm, sizes = _round_order(elem, w_flat.numel())
-    if perm is not None:
-        elem, count, ev_device = elem[perm], count[perm], _permute_device(ev_device, perm)
-    start = 0
-    for size in sizes:
-        stop = start + size
-        e = elem[start:stop]
-        w_flat[e] = slice_device(ev_device, start, stop).apply_pulses(w_flat[e], count[start:stop], generator)
-        start = stop
-
-
-def _apply_rounds_affine(w_flat, ev_device, elem, form):
-    """Rounds of w <- target + (w - target) * prod_k f_k (state-independent target and factors,
-    :meth:`Device.pulse_factors`). Elements with a factor > 1 (a pulse moving away from its
-    target, which may hit the opposite bound) are composed pulse by pulse with clamping."""
+def _apply_affine(w_flat, device, elem, form, rounds, rank):
+    """Rounds of w <- target + (w - target) * prod_k f_k with state-independent targets and
+    factors (:meth:`Device.pulse_factors`). All factors in [0, 1] move the state monotonically
+    towards its target (no clamping needed); an event with a factor > 1 (a pulse moving away,
+    which may hit the opposite bound) is composed pulse by pulse with clamping."""
     target, f = form
-    if f.shape[-1] == 0:
-        return
-    away = (f > 1.0).any(dim=-1)
-    if bool(away.any()):
-        mark = torch.zeros(w_flat.numel(), dtype=torch.bool, device=w_flat.device)
-        mark[elem[away]] = True
-        slow = mark[elem]
-        fast_idx = torch.nonzero(~slow, as_tuple=True)[0]
-        slow_idx = torch.nonzero(slow, as_tuple=True)[0]
-        _affine_rounds(w_flat, _permute_device(ev_device, slow_idx), elem[slow_idx], target[slow_idx], f[slow_idx],
-                       stepwise=True)
-        ev_device, elem, target, f = _permute_device(ev_device, fast_idx), elem[fast_idx], target[fast_idx], f[fast_idx]
-    _affine_rounds(w_flat, ev_device, elem, target, f, stepwise=False)
-
-
-def _affine_rounds(w_flat, ev_device, elem, target, f, stepwise):
-    if elem.numel() == 0:
-        return
-    perm, sizes = _round_order(elem, w_flat.numel())
-    if perm is not None:
-        elem, target, f, ev_device = elem[perm], target[perm], f[perm], _permute_device(ev_device, perm)
-    total = f if stepwise else f.prod(dim=-1)
-    start = 0
-    for size in sizes:
-        stop = start + size
-        e = elem[start:stop]
-        dev_r = slice_device(ev_device, start, stop)
-        t = target[start:stop]
-        w_e = w_flat[e]
-        if stepwise:
+    total = f[:, 0] if f.shape[-1] == 1 else f.prod(dim=-1)
+    away_pos = torch.nonzero((f > 1.0).any(dim=-1), as_tuple=True)[0]
+    away_rounds = []
+    if away_pos.numel():
+        away_rounds = [0] * away_pos.numel() if rank is None else rank[away_pos].tolist()
+    for r, idx in enumerate(rounds):
+        fix = None
+        if r in away_rounds:  # exact per-pulse path for this round's events that move away
+            pos = away_pos[torch.tensor([k == r for k in away_rounds], device=away_pos.device)]
+            e_a, t_a = elem[pos], target[pos]
+            dev_a = index_device(device, e_a)
+            w_a = w_flat[e_a]
             for k in range(f.shape[-1]):
-                w_e = dev_r.clamp(torch.addcmul(t, w_e - t, total[start:stop, k]))
+                w_a = dev_a.clamp(torch.addcmul(t_a, w_a - t_a, f[pos, k]))
+            fix = (e_a, w_a)
+        if idx is None:
+            e, t, tot = elem, target, total
         else:
-            w_e = dev_r.clamp(torch.addcmul(t, w_e - t, total[start:stop]))
-        w_flat[e] = w_e
-        start = stop
+            e, t, tot = elem[idx], target[idx], total[idx]
+        w_e = w_flat.index_select(0, e)
+        w_flat.index_copy_(0, e, torch.addcmul(t, w_e - t, tot))
+        if fix is not None:
+            w_flat.index_copy_(0, fix[0], fix[1])
 
 
 def expected_pulses_per_step(x, d, lr, dw_min) -> float:
