@@ -220,3 +220,24 @@ def test_deepcopy_of_a_converted_model_trains_identically():
     assert train(m1, at.optim.AnalogSGD(m1.parameters(), lr=0.1), data) == \
         train(m2, at.optim.AnalogSGD(m2.parameters(), lr=0.1), data)
     assert m2.fc1.weight.analog_layer is m2.fc1  # the copy's parameters point to the copy's layers
+
+
+def test_trains_through_the_paper_periphery_and_stochastic_pulses():
+    """End to end with every non-ideality of the default path on: IO.paper() forward and backward
+    (7/9-bit converters, output noise, noise and bound management) and stochastic pulse trains."""
+    torch.manual_seed(10)
+    cfg = at.AnalogConfig(algorithm=AnalogSGD(), device=SoftBounds(tau=1.0, dw_min=1e-3), io=at.IO.paper(),
+                          engine="stochastic")
+    layer = AnalogLinear(8, 3, bias=False, config=cfg, seed=1)
+    target = torch.randn(3, 8) * 0.3
+    opt = at.optim.AnalogSGD(layer.parameters(), lr=0.1)
+    x_all = torch.randn(80, 16, 8)  # the loss plateaus after ~60 steps at ~4 % of its start
+    losses = []
+    for x in x_all:
+        opt.zero_grad()
+        loss = 0.5 * ((layer(x) - x @ target.T) ** 2).sum(1).mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert sum(losses[-20:]) / 20 < 0.1 * sum(losses[:5]) / 5
+    assert layer.summary()["pulses"]["W"]["total"] > 0
