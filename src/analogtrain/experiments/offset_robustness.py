@@ -55,13 +55,26 @@ def hfo2_scaled(scale: float = SCALE) -> dict:
     }
 
 
+def softbounds_scaled(scale: float = SCALE, n_states: int = 1000) -> dict:
+    """A finer control device: aihwkit-like soft bounds (slope/bound spreads 0.3, up/down 0.01,
+    multiplicative cycle noise 0.3) with ``n_states`` states on [-scale, scale]."""
+    return {
+        "family": "SoftBounds", "up_slope": 1.0, "down_slope": 1.0, "w_max": scale, "w_min": -scale,
+        "dw_min": 2.0 * scale / n_states, "cycle_noise": 0.3, "cycle_noise_type": "multiplicative",
+        "device_to_device": {"dw_min": 0.3, "w_max": 0.3, "w_min": 0.3, "up_down": 0.01},
+    }
+
+
+DEVICES = {"hfo2": hfo2_scaled, "softbounds": softbounds_scaled}
+
+
 def cell_config(algorithm: dict, ref_mean: float, ref_std: float, epochs: int, seed: int, lr: float = 0.1,
-                scale: float = SCALE) -> dict:
+                scale: float = SCALE, device: str = "hfo2") -> dict:
     """The run config of one table cell (paper IO of Table 6 with output noise/bound scaled)."""
     return {
         "task": {"name": "mnist_fcn", "dataset": "mnist_subset"},
         "algorithm": copy.deepcopy(algorithm),
-        "device": hfo2_scaled(scale),
+        "device": DEVICES[device](scale),
         "io": {"out_noise": 0.06 * scale, "out_bound": 12.0 * scale},
         "engine": {"name": "stochastic", "bit_length": 5},
         "reference": {"P": {"mean": ref_mean * scale, "std": ref_std * scale}},
@@ -75,12 +88,13 @@ def _cell_dir(out: Path, method: str, ref_mean: float, ref_std: float, seed: int
     return out / f"{method}_mean{ref_mean:g}_std{ref_std:g}_seed{seed}"
 
 
-def run_grid(out: Path, methods: dict, means, stds, seeds, epochs: int, lr: float = 0.1, quiet: bool = True) -> None:
+def run_grid(out: Path, methods: dict, means, stds, seeds, epochs: int, lr: float = 0.1, quiet: bool = True,
+             device: str = "hfo2") -> None:
     from .runner import run_experiment
 
     out.mkdir(parents=True, exist_ok=True)
     (out / "grid.json").write_text(json.dumps({"methods": methods, "means": list(means), "stds": list(stds),
-                                               "seeds": list(seeds), "epochs": epochs, "lr": lr,
+                                               "seeds": list(seeds), "epochs": epochs, "lr": lr, "device": device,
                                                "reductions": REDUCTIONS}, indent=1))
     for seed in seeds:
         for m in means:
@@ -89,7 +103,8 @@ def run_grid(out: Path, methods: dict, means, stds, seeds, epochs: int, lr: floa
                     d = _cell_dir(out, name, m, s, seed)
                     if (d / "summary.json").exists():
                         continue
-                    summary = run_experiment(cell_config(alg, m, s, epochs, seed, lr), d, quiet=quiet, overwrite=True)
+                    summary = run_experiment(cell_config(alg, m, s, epochs, seed, lr, device=device), d, quiet=quiet,
+                                             overwrite=True)
                     acc = summary["metrics"].get("test_accuracy")
                     print(f"{name} mean {m} std {s} seed {seed}: test accuracy {acc}", flush=True)
 
@@ -143,6 +158,8 @@ def main(argv=None) -> int:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.1)
     parser.add_argument("--methods", nargs="+", default=list(ALGORITHMS))
+    parser.add_argument("--device", choices=sorted(DEVICES), default="hfo2",
+                        help="hfo2 (the paper's preset, scaled) or softbounds (1000-state control)")
     parser.add_argument("--ablation", action="store_true",
                         help="Fig. 5: E-RIDER with chop_prob in --chop-probs at Ref Mean/Std = first --means/--stds")
     parser.add_argument("--chop-probs", type=float, nargs="+", default=[0.0, 0.01, 0.05, 0.2])
@@ -157,7 +174,7 @@ def main(argv=None) -> int:
         methods = {k: ALGORITHMS[k] for k in args.methods}
         means, stds = args.means, args.stds
     if not args.table:
-        run_grid(out, methods, means, stds, args.seeds, args.epochs, args.lr, quiet=True)
+        run_grid(out, methods, means, stds, args.seeds, args.epochs, args.lr, quiet=True, device=args.device)
     result = collect(out)
     table = format_table(result)
     (out / "table.md").write_text(table + "\n")
