@@ -347,3 +347,20 @@ def test_subcommand_registry_plugs_in_modules(monkeypatch, capsys):
     assert cli.main(["analogtrain-test-plugin", "--who", "lead"]) == 7
     assert "hello lead" in capsys.readouterr().out
     assert cli.main([]) == 2
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_run_and_resume_on_cuda(quad_file, tmp_path):
+    config = apply_overrides(tomllib.loads(QUAD), {"train.device": "cuda", "train.epochs": 2})
+    straight = run_experiment(config, tmp_path / "straight", quiet=True)
+    assert straight["device"].startswith("cuda") and straight["total_pulses"] > 0
+    first = run_experiment(apply_overrides(config, {"train.epochs": 1}), tmp_path / "two", quiet=True)
+    assert first["steps"] == 15
+    resumed = run_experiment(config, tmp_path / "two", quiet=True, resume=True)
+    assert resumed["metrics"] == straight["metrics"]
+    mnist = {"task": {"name": "mnist_fcn", "train_samples": 500, "test_samples": 200},
+             "algorithm": {"name": "AnalogSGD"}, "engine": {"name": "stochastic"}, "io": {"preset": "paper"},
+             "train": {"device": "cuda", "epochs": 1, "lr": 0.1}}
+    summary = run_experiment(mnist, tmp_path / "mnist", quiet=True)
+    assert summary["device"].startswith("cuda") and summary["pulses"]["fc1"]["W"]["total"] > 0
