@@ -207,3 +207,25 @@ def test_array_on_cuda(engine):
     assert arr.pulse_count["total"] > 0
     cpu = AnalogArray((16, 32), dev, engine=engine, seed=0).to("cuda")
     assert cpu.state.device.type == "cuda"
+
+
+def test_read_cache_follows_every_change():
+    arr = AnalogArray((3, 4), SoftBounds(tau=1.0, dw_min=1e-2), engine="deterministic", dtype=F64, init=0.1)
+    first = arr.read()
+    assert arr.read() is first  # no change: cached
+    arr.update(torch.full((3, 4), 0.02, dtype=F64))
+    second = arr.read()
+    assert second is not first and float(second[0, 0]) > 0.1
+    arr.program(torch.zeros(3, 4, dtype=F64))
+    assert float(arr.read().abs().max()) == 0.0
+    arr.program(torch.full((3, 4), 0.3, dtype=F64))
+    torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.3, dtype=F64))
+    arr.set_reference(0.1)
+    torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.2, dtype=F64))
+    out = arr.read()
+    out.add_(1.0)  # a caller modifying its copy in place does not poison the cache
+    torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.2, dtype=F64))
+    arr.state.add_(0.05)  # in-place change of the state
+    torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.25, dtype=F64))
+    with torch.inference_mode():
+        torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.25, dtype=F64))
