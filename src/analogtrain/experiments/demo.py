@@ -23,7 +23,7 @@ BASE: dict = {
     "device": {"preset": "offset_softbounds"},
     "io": {"perfect": True},
     "engine": {"name": "expected"},
-    "train": {"epochs": 5, "batch_size": 10, "seed": 0, "threads": 1},
+    "train": {"epochs": 10, "batch_size": 10, "seed": 0, "threads": 1},
 }
 
 

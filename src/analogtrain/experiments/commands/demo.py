@@ -11,7 +11,7 @@ from __future__ import annotations
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo_out", help="output directory (default: demo_out)")
-    parser.add_argument("--epochs", type=int, help="epochs per row (default: 5)")
+    parser.add_argument("--epochs", type=int, help="epochs per row (default: 10)")
     parser.add_argument("--train-samples", type=int, help="cap on training images (default: all 4,000)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a value of every row's config, e.g. --set engine.name=stochastic")
