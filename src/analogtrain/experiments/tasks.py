@@ -5,7 +5,7 @@ construction) registered by name with :func:`register_task`. The run loop
 (:mod:`analogtrain.experiments.runner`) only uses this interface:
 
 - ``build_model(seed) -> nn.Module``: the digital model (``convert`` makes layers analog);
-- ``setup(device)``: load/generate data onto the torch device once;
+- ``setup(device, dtype)``: load/generate data onto the torch device once;
 - ``train_batches(batch_size, generator)``: one epoch of (input, target) pairs;
 - ``loss(output, target)``: the training loss (mean over the batch);
 - ``evaluate(model) -> dict``: metrics such as ``test_loss``, ``test_accuracy``, ``loss``.
