@@ -43,6 +43,8 @@ ALGORITHMS = {
     "TT-v2": {"name": "TikiTakaV2", "columns_per_transfer": None},
     "AGAD": {"name": "AGAD", "columns_per_transfer": None, "chop_prob": 0.1},
     "E-RIDER": {"name": "ERIDER", "gamma": 0.1, "chop_prob": 0.05, "chopper": "regular", "transfer": "buffered"},
+    # the library's defaults (gamma 0.5, random chopper p 0.05, direct whole-array transfer)
+    "E-RIDER (defaults)": {"name": "ERIDER"},
 }
 
 
@@ -85,7 +87,8 @@ def cell_config(algorithm: dict, ref_mean: float, ref_std: float, epochs: int, s
 
 
 def _cell_dir(out: Path, method: str, ref_mean: float, ref_std: float, seed: int) -> Path:
-    return out / f"{method}_mean{ref_mean:g}_std{ref_std:g}_seed{seed}"
+    tag = method.replace(" ", "_").replace("(", "").replace(")", "")
+    return out / f"{tag}_mean{ref_mean:g}_std{ref_std:g}_seed{seed}"
 
 
 def run_grid(out: Path, methods: dict, means, stds, seeds, epochs: int, lr: float = 0.1, quiet: bool = True,
@@ -157,7 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--lr", type=float, default=0.1)
-    parser.add_argument("--methods", nargs="+", default=list(ALGORITHMS))
+    parser.add_argument("--methods", nargs="+", default=["TT-v2", "AGAD", "E-RIDER"], choices=list(ALGORITHMS))
     parser.add_argument("--device", choices=sorted(DEVICES), default="hfo2",
                         help="hfo2 (the paper's preset, scaled) or softbounds (1000-state control)")
     parser.add_argument("--ablation", action="store_true",
