@@ -96,9 +96,14 @@ def run_grid(out: Path, methods: dict, means, stds, seeds, epochs: int, lr: floa
     from .runner import run_experiment
 
     out.mkdir(parents=True, exist_ok=True)
-    (out / "grid.json").write_text(json.dumps({"methods": methods, "means": list(means), "stds": list(stds),
-                                               "seeds": list(seeds), "epochs": epochs, "lr": lr, "device": device,
-                                               "reductions": REDUCTIONS}, indent=1))
+    grid = {"methods": dict(methods), "means": list(means), "stds": list(stds), "seeds": list(seeds)}
+    if (out / "grid.json").exists():  # a later call adds cells to the same table
+        old = json.loads((out / "grid.json").read_text())
+        grid["methods"] = {**old["methods"], **grid["methods"]}
+        for key in ("means", "stds", "seeds"):
+            grid[key] = sorted(set(old[key]) | set(grid[key]))
+    grid.update(epochs=epochs, lr=lr, device=device, reductions=REDUCTIONS)
+    (out / "grid.json").write_text(json.dumps(grid, indent=1))
     for seed in seeds:
         for m in means:
             for s in stds:
