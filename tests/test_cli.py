@@ -376,3 +376,22 @@ def test_full_demo_ranks_the_algorithms(tmp_path):
     assert results["Analog SGD"]["test_accuracy"] < results["Digital SGD"]["test_accuracy"] - 0.03
     if "E-RIDER" in results:
         assert results["E-RIDER"]["test_accuracy"] > results["Analog SGD"]["test_accuracy"]
+
+
+def _algorithm_names():
+    from analogtrain.experiments.config import algorithm_names
+
+    return algorithm_names()
+
+
+@pytest.mark.parametrize("name", _algorithm_names())
+def test_every_algorithm_runs_and_resumes_through_the_run_loop(name, tmp_path):
+    # a 2-epoch run equals a 1-epoch run resumed for a second epoch, for every algorithm class
+    config = apply_overrides(tomllib.loads(QUAD), {"algorithm": {"name": name}, "train.epochs": 2,
+                                                   "io": {"preset": "paper"}})
+    straight = run_experiment(config, tmp_path / "straight", quiet=True)
+    run_experiment(apply_overrides(config, {"train.epochs": 1}), tmp_path / "resumed", quiet=True)
+    resumed = run_experiment(config, tmp_path / "resumed", quiet=True, resume=True)
+    assert resumed["metrics"] == straight["metrics"] and resumed["pulses"] == straight["pulses"]
+    assert resumed["algorithm"] == name and resumed["steps"] == 30
+    assert (straight["total_pulses"] > 0) == (name != "DigitalSGD")
