@@ -78,7 +78,7 @@ def set_dotted(config: dict, key: str, value) -> dict:
     for p in parts[:-1]:
         child = node.setdefault(p, {})
         if not isinstance(child, dict):
-            raise ValueError(f"config key {key!r}: {p!r} is a value, not a table")
+            raise ValueError(f"config key {key!r}: {p!r} is a value, not a table")  # noqa: TRY004
         node = child
     node[parts[-1]] = value
     return config
@@ -172,7 +172,7 @@ def dumps_toml(config: dict) -> str:
 def resolve(config: dict) -> dict:
     """Check the sections and fill in defaults; returns a new dict (the "resolved config")."""
     if not isinstance(config, dict):
-        raise ValueError(f"config must be a dict of tables, got {type(config).__name__}")
+        raise ValueError(f"config must be a dict of tables, got {type(config).__name__}")  # noqa: TRY004
     unknown = [k for k in config if k not in SECTIONS]
     if unknown:
         raise ValueError(f"unknown config section(s) {unknown}; allowed: {list(SECTIONS)}")
@@ -357,7 +357,7 @@ def build_devices(table: dict | None):
     out = {}
     for name, sub in table.items():
         if not isinstance(sub, dict):
-            raise ValueError(f"device.{name}: expected a table with preset or family (per-array device), got {sub!r}")
+            raise ValueError(f"device.{name}: expected a table with preset or family (per-array device), got {sub!r}")  # noqa: TRY004
         out[name] = build_device(sub, f"device.{name}")
     return out
 
@@ -418,7 +418,7 @@ def build_reference(table: dict | None) -> dict:
         elif isinstance(value, (int, float)) and not isinstance(value, bool):
             out[name] = float(value)
         else:
-            raise ValueError(f"{where} must be 'symmetric_point', a number or {{mean, std}}, got {value!r}")
+            raise ValueError(f"{where} must be 'symmetric_point', a number or {{mean, std}}, got {value!r}")  # noqa: TRY004
     return out
 
 

@@ -93,7 +93,7 @@ def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, qu
         try:
             run_experiment(run_cfg, rdir, quiet=True, resume=True)
             (rdir / "error.txt").unlink(missing_ok=True)
-        except Exception:  # one failed run must not stop the sweep; its error is kept on disk
+        except Exception:  # noqa: BLE001 -- one failed run must not stop the sweep; its error is kept on disk
             failures += 1
             rdir.mkdir(parents=True, exist_ok=True)
             (rdir / "error.txt").write_text(traceback.format_exc())
