@@ -139,8 +139,7 @@ class StochasticEngine(PulseEngine):
         if elem.numel() == 0:
             return PulseStats(up, down, torch.zeros(0, dtype=torch.long, device=w.device) if need_touched else None)
         w_flat = w.view(-1)
-        rank, n_rounds = self._ranks(elem, w_flat.numel())
-        rounds = [None] if rank is None else [torch.nonzero(rank == r, as_tuple=True)[0] for r in range(n_rounds)]
+        rounds, rank = self._rounds(elem, w_flat.numel())
         form = device.pulse_factors(count, generator, index=elem)
         if form is None:
             ev_device = index_device(device, elem)
@@ -153,9 +152,11 @@ class StochasticEngine(PulseEngine):
         touched = torch.unique(elem) if need_touched else None
         return PulseStats(up, down, touched)
 
-    def _ranks(self, elem, n_elem):
-        """Rank of each event among the events of its element (list order), or None when every
-        element occurs once; and the number of rounds."""
+    def _rounds(self, elem, n_elem):
+        """Split the event list into rounds of distinct elements: round r holds the r-th event
+        (in list order) of every element. Returns (rounds, rank): ``rounds`` a list of index
+        tensors, or [None] when every element occurs once (then ``rank`` is None); ``rank``
+        the round of every event."""
         key = (n_elem, elem.device)
         scratch = self.__dict__.setdefault("_scratch", {})
         buf = scratch.get(key)
@@ -163,19 +164,23 @@ class StochasticEngine(PulseEngine):
             buf = scratch[key] = torch.zeros(n_elem, dtype=torch.int32, device=elem.device)
         ones = torch.ones(elem.numel(), dtype=torch.int32, device=elem.device)
         buf.index_add_(0, elem, ones)
-        mult = buf[elem]
-        buf.index_add_(0, elem, ones, alpha=-1)
-        rep_pos = torch.nonzero(mult > 1, as_tuple=True)[0]
+        repeated = buf[elem] > 1
+        buf.index_add_(0, elem, ones, alpha=-1)  # back to zeros
+        rep_pos = torch.nonzero(repeated, as_tuple=True)[0]
         if rep_pos.numel() == 0:
-            return None, 1
+            return [None], None
+        single_pos = torch.nonzero(~repeated, as_tuple=True)[0]
         # sort the (few) repeated events by element, keeping list order inside an element
         _, order = torch.sort(elem[rep_pos] * elem.numel() + rep_pos)
         pos_sorted = rep_pos[order]
         _, group = torch.unique_consecutive(elem[pos_sorted], return_counts=True)
-        rank = torch.zeros(elem.numel(), dtype=torch.long, device=elem.device)
-        rank[pos_sorted] = torch.arange(pos_sorted.numel(), device=elem.device) - torch.repeat_interleave(
+        rank_rep = torch.arange(pos_sorted.numel(), device=elem.device) - torch.repeat_interleave(
             torch.cumsum(group, 0) - group, group)
-        return rank, int(group.max().item())
+        rank = torch.zeros(elem.numel(), dtype=torch.long, device=elem.device)
+        rank[pos_sorted] = rank_rep
+        rounds = [torch.cat([single_pos, pos_sorted[rank_rep == 0]])]
+        rounds += [pos_sorted[rank_rep == r] for r in range(1, int(group.max().item()))]
+        return rounds, rank
 
     def describe(self):
         return {"engine": self.name, "bit_length": self.bit_length,
@@ -216,27 +221,37 @@ def _select_device(device, idx):
     return device.with_params(**picked) if picked else device
 
 
+def _bounds_at(device, e):
+    lo, hi = device.bounds()
+    lo = lo.reshape(-1)[e] if isinstance(lo, torch.Tensor) and lo.dim() > 0 else lo
+    hi = hi.reshape(-1)[e] if isinstance(hi, torch.Tensor) and hi.dim() > 0 else hi
+    return lo, hi
+
+
 def _apply_affine(w_flat, device, elem, form, rounds, rank):
     """Rounds of w <- target + (w - target) * prod_k f_k with state-independent targets and
     factors (:meth:`Device.pulse_factors`). All factors in [0, 1] move the state monotonically
     towards its target (no clamping needed); an event with a factor > 1 (a pulse moving away,
     which may hit the opposite bound) is composed pulse by pulse with clamping."""
     target, f = form
-    total = f[:, 0] if f.shape[-1] == 1 else f.prod(dim=-1)
+    single = f.shape[-1] == 1
+    total = f[:, 0] if single else f.prod(dim=-1)
     away_pos = torch.nonzero((f > 1.0).any(dim=-1), as_tuple=True)[0]
-    away_rounds = []
+    away_rank = None
     if away_pos.numel():
-        away_rounds = [0] * away_pos.numel() if rank is None else rank[away_pos].tolist()
+        away_rank = torch.zeros_like(away_pos) if rank is None else rank[away_pos]
+        away_rounds = set(away_rank.tolist())
     for r, idx in enumerate(rounds):
         fix = None
-        if r in away_rounds:  # exact per-pulse path for this round's events that move away
-            pos = away_pos[torch.tensor([k == r for k in away_rounds], device=away_pos.device)]
-            e_a, t_a = elem[pos], target[pos]
-            dev_a = index_device(device, e_a)
-            w_a = w_flat[e_a]
-            for k in range(f.shape[-1]):
-                w_a = dev_a.clamp(torch.addcmul(t_a, w_a - t_a, f[pos, k]))
-            fix = (e_a, w_a)
+        if away_rank is not None and r in away_rounds:
+            pos = away_pos[away_rank == r]
+            e_a = elem[pos]
+            lo_a, hi_a = _bounds_at(device, e_a)
+            if not single:  # pulse by pulse with clamping, from the state before this round
+                t_a, w_a = target[pos], w_flat[e_a]
+                for k in range(f.shape[-1]):
+                    w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f[pos, k]), lo_a, hi_a)
+                fix = (e_a, w_a)
         if idx is None:
             e, t, tot = elem, target, total
         else:
@@ -245,6 +260,8 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
         w_flat.index_copy_(0, e, torch.addcmul(t, w_e - t, tot))
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
+        elif away_rank is not None and r in away_rounds:  # one pulse: clamping its result is exact
+            w_flat.index_copy_(0, e_a, torch.clamp(w_flat[e_a], lo_a, hi_a))
 
 
 def expected_pulses_per_step(x, d, lr, dw_min) -> float:
