@@ -395,3 +395,17 @@ def test_every_algorithm_runs_and_resumes_through_the_run_loop(name, tmp_path):
     assert resumed["metrics"] == straight["metrics"] and resumed["pulses"] == straight["pulses"]
     assert resumed["algorithm"] == name and resumed["steps"] == 30
     assert (straight["total_pulses"] > 0) == (name != "DigitalSGD")
+
+
+def _config_files():
+    from pathlib import Path
+
+    return sorted((Path(__file__).resolve().parent.parent / "configs").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", _config_files(), ids=lambda p: p.name)
+def test_shipped_configs_validate(path):
+    from analogtrain.experiments import load_config, validate
+
+    cfg = validate(load_config(path))
+    assert cfg["task"]["name"] and cfg["train"]["epochs"] >= 0
