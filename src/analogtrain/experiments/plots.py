@@ -20,13 +20,14 @@ def plot_run(rows: list[dict], path, title: str = "") -> None:
     has_acc = any(r.get("test_accuracy") is not None for r in rows)
     fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 5.5, 4), squeeze=False)
     ax = axes[0][0]
-    positive = True
+    values = []
     for key in LOSS_KEYS:
         x, y = _series(rows, key)
         if x:
             ax.plot(x, y, marker="o", markersize=3, label=key)
-            positive = positive and all(v > 0 for v in y)
-    if positive:
+            values += y
+    # log scale when the losses are positive and span more than a decade
+    if values and min(values) > 0 and max(values) > 10 * min(values):
         ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss")
