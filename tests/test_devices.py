@@ -224,3 +224,15 @@ def test_sampled_device_sp_is_per_element():
 def test_invalid_arguments_raise_value_error_naming_the_field(make, field):
     with pytest.raises(ValueError, match=field):
         make()
+
+
+def test_softbounds_safe_step_never_clamps():
+    """|dW| <= min(w_max / a_up, |w_min| / a_down) keeps the compact update inside the bounds."""
+    dev = SoftBounds(up_slope=1.2, down_slope=0.8, w_max=1.0, w_min=-0.5)
+    assert dev.safe_step() == pytest.approx(min(1.0 / 1.2, 0.5 / 0.8))
+    w = torch.linspace(-0.5, 1.0, 301, dtype=torch.float64)
+    step = dev.safe_step()
+    assert float((w + step * dev.q_plus(w)).max()) <= 1.0 + 1e-12
+    assert float((w - step * dev.q_minus(w)).min()) >= -0.5 - 1e-12
+    assert float((w + 1.5 * step * dev.q_plus(w)).max()) > 1.0  # beyond it the clamp is needed
+    assert Power(gamma=2.0).safe_step() is None

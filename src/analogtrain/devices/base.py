@@ -172,11 +172,20 @@ class Device:
             return w
         return w.clamp_(min=float(lo), max=float(hi))
 
+    def safe_step(self) -> float | None:
+        """Largest |dW| for which the compact update w + dW q(w) provably stays inside the bounds
+        from any state inside them, or None when unknown (engines then clamp)."""
+        return None
+
     def inverse_dw_min(self):
         """1 / dw_min (cached for per-element tensors)."""
         if isinstance(self.dw_min, torch.Tensor):
             return self.derived("inverse_dw_min", lambda: 1.0 / self.dw_min)
         return 1.0 / self.dw_min
+
+    def response_into(self, w: torch.Tensor, up: bool, out: torch.Tensor) -> torch.Tensor:
+        """Write q_plus(w) (``up``) or q_minus(w) into ``out`` (families may avoid the temporary)."""
+        return out.copy_(self.q_plus(w) if up else self.q_minus(w))
 
     def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """q_plus(w) where sign > 0, q_minus(w) elsewhere."""
@@ -224,7 +233,7 @@ class Device:
         :meth:`apply_pulses`). With ``index`` (flat element indices) the per-element
         parameters are taken at those elements and ``counts`` is 1-D, one entry per index.
         """
-        return None
+        return
 
     def derived(self, name: str, compute):
         """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a

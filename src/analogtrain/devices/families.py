@@ -129,6 +129,14 @@ class SoftBounds(Device):
             return torch.addcmul(a, c, w, value=-1.0)
         return a - c * w
 
+    def response_into(self, w, up, out):
+        a = self.up_slope if up else self.down_slope
+        c = self._slopes_over_bounds()[0 if up else 1]
+        if isinstance(a, torch.Tensor) and isinstance(c, torch.Tensor) and a.shape == w.shape == c.shape \
+                and a.dtype == w.dtype == c.dtype == out.dtype:
+            return torch.addcmul(a, c, w, value=-1.0, out=out)
+        return super().response_into(w, up, out)
+
     def q_plus(self, w):
         return self._affine(self.up_slope, self._slopes_over_bounds()[0], w)
 
@@ -155,6 +163,15 @@ class SoftBounds(Device):
             flat = [torch.as_tensor(c, dtype=ref.dtype, device=ref.device).expand(ref.shape).reshape(-1) for c in cols]
             return torch.stack(flat, dim=1).reshape(-1, 2)
         return self.derived("pulse_table", make)
+
+    def safe_step(self):
+        """Soft bounds: w + dW a_up (1 - w/w_max) <= w_max iff dW <= w_max / a_up (and the
+        mirror for down steps), so |dW| <= min(w_max / a_up, |w_min| / a_down) never clamps."""
+        def make():
+            step = torch.minimum(torch.as_tensor(self.w_max / self.up_slope),
+                                 torch.as_tensor(-self.w_min / self.down_slope))
+            return float(step.min())
+        return self.derived("safe_step", make)
 
     def pulse_factors(self, counts, generator=None, index=None):
         """Soft bounds are affine: an up pulse maps the distance to the upper bound as

@@ -20,20 +20,26 @@ class ExpectedEngine(PulseEngine):
     def __init__(self, granularity_noise: bool = False) -> None:
         self.granularity_noise = bool(granularity_noise)
 
-    def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
+    def apply(self, w, device, delta, generator=None, need_touched=False, max_step=None) -> PulseStats:
+        """``max_step``: an upper bound on max |dW| if the caller knows one (skips a reduction)."""
         if self.granularity_noise:
+            max_step = None
             n = delta.abs() * device.inverse_dw_min()
             low = torch.floor(n)
             u = torch.rand(n.shape, generator=generator, device=n.device, dtype=n.dtype)
             n = low + (u < n - low).to(n.dtype)
             delta = torch.sign(delta) * n * device.dw_min
         # w + dW q+(w) where dW >= 0, w + dW q-(w) where dW < 0, without a masked select:
-        # the up part dW+ = max(dW, 0) and the down part dW- = dW - dW+ each meet their response
-        up_part = delta.clamp_min(0.0)
-        down_part = delta - up_part
-        q_up, q_down = device.q_plus(w), device.q_minus(w)
+        # the up part dW+ = max(dW, 0) and the down part dW- = dW - dW+ each meet their response.
+        # Work tensors are reused between calls (large temporaries cost page faults on CPU).
+        up_part, down_part, q_up, q_down = self._buffers(w)[:4]
+        torch.clamp_min(delta, 0.0, out=up_part)
+        torch.sub(delta, up_part, out=down_part)
+        device.response_into(w, True, q_up)
+        device.response_into(w, False, q_down)
         w.addcmul_(up_part, q_up).addcmul_(down_part, q_down)
-        device.clamp_(w)
+        if not self._inside_for_sure(device, up_part, down_part, max_step):
+            device.clamp_(w)
         inv = device.inverse_dw_min()
         if isinstance(inv, torch.Tensor) and inv.shape == delta.shape and inv.dtype == delta.dtype:
             up = torch.dot(up_part.reshape(-1), inv.reshape(-1))
@@ -45,8 +51,31 @@ class ExpectedEngine(PulseEngine):
         return PulseStats(up, down, touched)
 
     def apply_outer(self, w, device, x, d, lr, generator=None, need_touched=False) -> PulseStats:
-        delta = torch.mm(d.transpose(0, 1), x)
-        return self.apply(w, device, delta.mul_(-lr), generator, need_touched)
+        delta = self._buffers(w, 5)[4]
+        torch.addmm(delta, d.transpose(0, 1), x, beta=0.0, alpha=-lr, out=delta)
+        # |dW_ij| <= |lr| sum_b max|d_b| max|x_b|: a bound from the (small) inputs
+        max_step = abs(lr) * float((d.abs().amax(dim=1) * x.abs().amax(dim=1)).sum()) if x.shape[0] else 0.0
+        return self.apply(w, device, delta, generator, need_touched, max_step)
+
+    def _buffers(self, w, n=4):
+        """Work tensors of w's shape, dtype and torch device, kept between calls."""
+        key = (tuple(w.shape), w.dtype, w.device)
+        store = self.__dict__.setdefault("_work", {})
+        bufs = store.get(key)
+        if bufs is None or len(bufs) < n:
+            bufs = store[key] = [torch.empty_like(w) for _ in range(max(n, 5 if bufs is None else len(bufs)))]
+        return bufs
+
+    @staticmethod
+    def _inside_for_sure(device, up_part, down_part, max_step=None) -> bool:
+        """True when no element can leave the bounds (the clamp is skipped): every |dW| is at
+        most half the device's safe step (soft bounds: min(w_max / a_up, |w_min| / a_down))."""
+        safe = device.safe_step()
+        if safe is None or up_part.numel() == 0:
+            return False
+        if max_step is not None and max_step <= 0.5 * safe:
+            return True
+        return bool(torch.maximum(up_part.amax(), -down_part.amin()) <= 0.5 * safe)
 
     def describe(self):
         return {"engine": self.name, "granularity_noise": self.granularity_noise}
