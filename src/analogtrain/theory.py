@@ -91,7 +91,7 @@ def _device_dw_min(device) -> torch.Tensor:
 
 def _scan(device, lo: torch.Tensor, hi: torch.Tensor, points: int) -> torch.Tensor:
     """States lo + t (hi - lo), t in [0, 1], stacked on a leading axis of size ``points``."""
-    t = torch.linspace(0.0, 1.0, points, dtype=torch.float64).view(-1, *([1] * lo.dim()))
+    t = torch.linspace(0.0, 1.0, points, dtype=torch.float64, device=lo.device).view(-1, *([1] * lo.dim()))
     return lo + t * (hi - lo)
 
 
@@ -153,12 +153,13 @@ def zs_constants(device, w0, margin: float = 0.0, points: int = 513) -> dict[str
     """
     sp = _as64(device.symmetric_point())
     w0 = _as64(w0)
+    w0 = w0.to(sp.device)
     sp, w0 = torch.broadcast_tensors(sp, w0)
     lo_b, hi_b = device.bounds()
     lo = torch.minimum(w0, sp) - margin
     hi = torch.maximum(w0, sp) + margin
-    lo = torch.maximum(lo, _as64(lo_b))
-    hi = torch.minimum(hi, _as64(hi_b))
+    lo = torch.maximum(lo, _as64(lo_b).to(sp.device))
+    hi = torch.minimum(hi, _as64(hi_b).to(sp.device))
     grid = _scan(device, lo, hi, points)
     g = device.G(grid)
     dg = (g[1:] - g[:-1]) / ((hi - lo) / (points - 1)).clamp_min(1e-300)
@@ -199,7 +200,8 @@ def zs_last_iterate_bound(device, w0, pulses: int, margin: float = 0.0) -> torch
     E (W_N - SP)^2 <= (1 - 2 dw_min mu_q)^N (W_0 - SP)^2 + dw_min q_max^2 / mu_q."""
     c = zs_constants(device, w0, margin)
     dw = _device_dw_min(device)
-    e0 = (_as64(w0) - _as64(device.symmetric_point())) ** 2
+    sp = _as64(device.symmetric_point())
+    e0 = (_as64(w0).to(sp.device) - sp) ** 2
     return (1.0 - 2.0 * dw * c["mu_q"]) ** int(pulses) * e0 + dw * zs_noise_second_moment(device, c["q_max"]) / c["mu_q"]
 
 
@@ -208,7 +210,8 @@ def zs_last_iterate_pulses(device, w0, target_mse: float, margin: float = 0.0) -
     E (W_N - SP)^2 <= delta, valid for delta >= the floor 2 q_max^2 dw_min / mu_q."""
     c = zs_constants(device, w0, margin)
     dw = _device_dw_min(device)
-    e0 = (_as64(w0) - _as64(device.symmetric_point())) ** 2
+    sp = _as64(device.symmetric_point())
+    e0 = (_as64(w0).to(sp.device) - sp) ** 2
     return torch.log(2.0 * e0 / target_mse).clamp_min(0.0) / (2.0 * c["mu_q"] * dw)
 
 

@@ -72,7 +72,7 @@ def run_calibration(preset: str, pulses: list[int], cyclic: bool, shape, init: f
     floor = float(theory.zs_stationary_mse(sampled).mean()) ** 0.5
     rows = []
     for n, mean_err, rms in zip(res.checkpoints, res.mean_errors, res.rms_errors):
-        pred = float(theory.zs_mean_error(sampled, initial_error.cpu(), n).mean())
+        pred = float(theory.zs_mean_error(sampled, initial_error, n).mean())
         rows.append({"N": n, "mean_error": mean_err, "rms_error": rms,
                      "relative_error": abs(mean_err) / abs(res.initial_mean_offset) if res.initial_mean_offset else math.inf,
                      "theory_mean_error": pred, "theory_rms_floor": floor, "in_table": n in points})
