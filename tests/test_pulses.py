@@ -517,3 +517,22 @@ def test_softbounds_closed_form_clamps_pulses_moving_away():
     out = dev.apply_pulses(w0, torch.full((5000,), 6.0, dtype=F64), gen(3))
     assert float(out.min()) >= -0.1 and float(out.max()) <= 0.1
     assert int((out == -0.1).sum()) > 0  # some elements were pushed onto the lower bound
+
+
+def test_update_management_under_bl_saturation_follows_aihwkit():
+    """k = lr max|x| max|d| / dw_min = 100 > BL = 31: aihwkit replaces max|d| by max|d| BL / k in
+    the balance, so p_x = |x_i| / max|x| and p_d = min(1, k |d_j| / (BL max|d|)). Every element
+    with k |d_j| / max|d| <= BL then still gets exactly lr |x_i d_j| / dw_min expected pulses."""
+    eng = StochasticEngine(bit_length=31)
+    x = torch.tensor([[1.0, 0.5, 0.1]], dtype=F64)
+    d = torch.tensor([[1.0, 0.2, 0.05]], dtype=F64)
+    lr, dw = 0.1, 1e-3  # k = 100
+    bl, p_x, p_d = eng.train_probabilities(x, d, lr, dw)
+    assert float(bl[0]) == 31
+    torch.testing.assert_close(p_x[0], x[0], rtol=1e-12, atol=0)
+    torch.testing.assert_close(p_d[0], torch.tensor([1.0, 100 * 0.2 / 31, 100 * 0.05 / 31], dtype=F64),
+                               rtol=1e-12, atol=0)
+    expected = bl[0] * p_d[0][:, None] * p_x[0][None, :]
+    desired = lr * d[0][:, None] * x[0][None, :] / dw
+    torch.testing.assert_close(expected[1:], desired[1:], rtol=1e-12, atol=0)  # rows below saturation
+    assert torch.all(expected[0] == 31 * x[0])  # the saturated row fires in every slot
