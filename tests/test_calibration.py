@@ -181,3 +181,12 @@ def test_calibrate_command(tmp_path, capsys):
         assert r["mean_error"] == pytest.approx(r["theory_mean_error"], abs=0.01)
     printed = capsys.readouterr().out
     assert "relative" in printed and "600" in printed
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_zero_shift_on_cuda():
+    arr = at.AnalogArray((16, 16), softbounds(), seed=0, torch_device="cuda")
+    res = zero_shift(arr, 300, seed=1, set_reference=True, checkpoints=[100, 300], track_asymmetry=True)
+    assert res.estimate.device.type == "cuda" and arr.reference.device.type == "cuda"
+    assert abs(res.mean_error) < 0.05
+    assert float(th.zs_average_iterate_bound(arr.device, 0.0, 300).mean()) > 0
