@@ -38,6 +38,8 @@ from .base import (
 
 #: arrays with B * out * in up to this size count coincidences densely (a batched matmul)
 DENSE_LIMIT = 1 << 17
+#: up to this many samples / slots, each is a round of its own (no ranking of events needed)
+MAX_GROUP_ROUNDS = 16
 
 
 class StochasticEngine(PulseEngine):
@@ -109,8 +111,8 @@ class StochasticEngine(PulseEngine):
             counts = torch.bmm(d_bits.transpose(1, 2).to(dt), x_bits.to(dt))
             signed = counts * -(torch.sign(d)[:, :, None] * torch.sign(x)[:, None, :])
             return self.apply_events(w, device, signed, generator, need_touched)
-        elem, count = _sparse_coincidences(x_bits, d_bits, x, d)
-        return self._apply_event_list(w, device, elem, count, generator, need_touched)
+        elem, count, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
+        return self._apply_event_list(w, device, elem, count, generator, need_touched, slot_sizes)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         """General increment: the pulse count per element is |dW|/dw_min stochastically
@@ -128,18 +130,24 @@ class StochasticEngine(PulseEngine):
         """Apply signed per-sample pulse counts ``signed`` (B, *w.shape), samples in sequence."""
         flat = signed.reshape(signed.shape[0], -1)
         sample_idx, elem = torch.nonzero(flat, as_tuple=True)  # ordered by sample
-        return self._apply_event_list(w, device, elem, flat[sample_idx, elem], generator, need_touched)
+        sizes = [n for n in torch.bincount(sample_idx, minlength=flat.shape[0]).tolist() if n]
+        return self._apply_event_list(w, device, elem, flat[sample_idx, elem], generator, need_touched, sizes)
 
-    def _apply_event_list(self, w, device, elem, count, generator, need_touched) -> PulseStats:
+    def _apply_event_list(self, w, device, elem, count, generator, need_touched, groups=None) -> PulseStats:
         """Events (flat element, signed count) listed in sample order, applied in rounds of
-        distinct elements: round r holds the r-th event of every element."""
+        distinct elements. ``groups``: sizes of consecutive runs of distinct elements (the
+        samples or slots); when there are few they are the rounds, else round r holds the r-th
+        event of every element."""
         count = count.to(w.dtype)
         total, net = count.abs().sum(), count.sum()
         up, down = 0.5 * (total + net), 0.5 * (total - net)
         if elem.numel() == 0:
             return PulseStats(up, down, torch.zeros(0, dtype=torch.long, device=w.device) if need_touched else None)
         w_flat = w.view(-1)
-        rounds, rank = self._rounds(elem, w_flat.numel())
+        if groups is not None and len(groups) <= MAX_GROUP_ROUNDS:
+            rounds, rank = _contiguous_rounds(groups, elem.device)
+        else:
+            rounds, rank = self._rounds(elem, w_flat.numel())
         form = device.pulse_factors(count, generator, index=elem)
         if form is None:
             ev_device = index_device(device, elem)
@@ -156,7 +164,7 @@ class StochasticEngine(PulseEngine):
         """Split the event list into rounds of distinct elements: round r holds the r-th event
         (in list order) of every element. Returns (rounds, rank): ``rounds`` a list of index
         tensors, or [None] when every element occurs once (then ``rank`` is None); ``rank``
-        the round of every event."""
+        maps event positions to their round."""
         key = (n_elem, elem.device)
         scratch = self.__dict__.setdefault("_scratch", {})
         buf = scratch.get(key)
@@ -180,7 +188,7 @@ class StochasticEngine(PulseEngine):
         rank[pos_sorted] = rank_rep
         rounds = [torch.cat([single_pos, pos_sorted[rank_rep == 0]])]
         rounds += [pos_sorted[rank_rep == r] for r in range(1, int(group.max().item()))]
-        return rounds, rank
+        return rounds, lambda pos: rank[pos]
 
     def describe(self):
         return {"engine": self.name, "bit_length": self.bit_length,
@@ -190,9 +198,10 @@ class StochasticEngine(PulseEngine):
 def _sparse_coincidences(x_bits, d_bits, x, d):
     """Coincidences of firing lines in the same slot, without forming (B, out, in).
 
-    Returns (flat element index j * n_in + i, signed count +-1 per pulse) ordered by sample
-    (then slot): pulses of one sample and element in different slots are separate events of
-    the same sign, consecutive in that element's order.
+    Returns (flat element index j * n_in + i, signed count +-1 per pulse, sizes of the
+    non-empty slots) ordered by sample, then slot: a slot holds distinct elements; pulses of one
+    sample and element in different slots are separate events of the same sign, consecutive in
+    that element's order.
     """
     n_b, slots, n_in = x_bits.shape
     xb, xt, xi = torch.nonzero(x_bits, as_tuple=True)
@@ -201,9 +210,12 @@ def _sparse_coincidences(x_bits, d_bits, x, d):
     cnt_d = torch.bincount(db * slots + dt_, minlength=n_b * slots)
     start_d = torch.cumsum(cnt_d, 0) - cnt_d
     rep = cnt_d[slot_x]  # partners of each firing x line
-    total = int(rep.sum().item())
+    cnt_x = torch.bincount(slot_x, minlength=n_b * slots)
+    slot_sizes = (cnt_x * cnt_d).tolist()  # pulses per slot (pairs are listed slot by slot)
+    total = sum(slot_sizes)
     if total == 0:
-        return torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, dtype=x.dtype, device=x.device)
+        return (torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, dtype=x.dtype, device=x.device),
+                [])
     # per firing line: its sign and its part of the flat element index
     x_sign = torch.sign(x)[xb, xi]
     d_sign = -torch.sign(d)[db, dj]
@@ -212,7 +224,19 @@ def _sparse_coincidences(x_bits, d_bits, x, d):
     ex = torch.repeat_interleave(torch.arange(xi.numel(), device=x.device), rep, output_size=total)
     ed = torch.repeat_interleave(start_d[slot_x] - (torch.cumsum(rep, 0) - rep), rep, output_size=total)
     ed += torch.arange(total, device=x.device)
-    return d_row[ed] + xi[ex], x_sign[ex] * d_sign[ed]
+    return d_row[ed] + xi[ex], x_sign[ex] * d_sign[ed], [n for n in slot_sizes if n]
+
+
+def _contiguous_rounds(sizes, dev):
+    """Rounds that are consecutive slices of the event list: (list of slices, round of each event)."""
+    bounds = [0]
+    for n in sizes:
+        bounds.append(bounds[-1] + n)
+    rounds = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])] or [None]
+    if len(rounds) == 1:
+        return [None], None
+    starts = torch.tensor(bounds[:-1], device=dev)
+    return rounds, lambda pos: torch.searchsorted(starts, pos, right=True) - 1
 
 
 def _select_device(device, idx):
@@ -239,7 +263,7 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
     away_pos = torch.nonzero((f > 1.0).any(dim=-1), as_tuple=True)[0]
     away_rank = None
     if away_pos.numel():
-        away_rank = torch.zeros_like(away_pos) if rank is None else rank[away_pos]
+        away_rank = torch.zeros_like(away_pos) if rank is None else rank(away_pos)
         away_rounds = set(away_rank.tolist())
     for r, idx in enumerate(rounds):
         fix = None
