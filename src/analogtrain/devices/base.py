@@ -222,7 +222,7 @@ class Device:
         return w
 
     def pulse_factors(self, counts: torch.Tensor, generator: torch.Generator | None = None,
-                      index: torch.Tensor | None = None):
+                      index: torch.Tensor | None = None, max_count: int | None = None):
         """Closed form of |counts| same-sign pulses for families with affine responses.
 
         Returns ``(target, factors)`` such that pulse k maps the state as

@@ -173,7 +173,7 @@ class SoftBounds(Device):
             return float(step.min())
         return self.derived("safe_step", make)
 
-    def pulse_factors(self, counts, generator=None, index=None):
+    def pulse_factors(self, counts, generator=None, index=None, max_count=None):
         """Soft bounds are affine: an up pulse maps the distance to the upper bound as
         (w_max - w) <- (w_max - w)(1 - r eta), r = dw_min a_up / w_max, and a down pulse
         (w - w_min) <- (w - w_min)(1 - r eta), r = dw_min a_down / |w_min|, with
@@ -185,7 +185,7 @@ class SoftBounds(Device):
         if self.cycle_noise > 0 and self.cycle_noise_type == "additive":
             return None
         dtype, dev = counts.dtype, counts.device
-        n = counts.abs()
+        n = counts.abs() if max_count is None or max_count > 1 or self.cycle_noise == 0 else None
         if index is not None and self._param_shapes():
             rows = self._pulse_table().index_select(0, index * 2 + (counts < 0))
             r, target = rows.to(dtype).unbind(1)
@@ -196,7 +196,7 @@ class SoftBounds(Device):
             r = -self.dw_min * rate_down + up * (self.dw_min * (rate_up + rate_down))
         if self.cycle_noise == 0:
             return target, ((1.0 - r).clamp_(min=0.0) ** n).unsqueeze(-1)
-        max_n = int(n.max().item()) if n.numel() else 0
+        max_n = max_count if max_count is not None else (int(n.max().item()) if n.numel() else 0)
         xi = torch.randn(counts.shape + (max_n,), generator=generator, device=dev, dtype=dtype)
         f = (xi.mul_(-self.cycle_noise).sub_(1.0)).mul_(r.unsqueeze(-1)).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
         if max_n > 1:

@@ -58,22 +58,24 @@ class StochasticEngine(PulseEngine):
     # ------------------------------------------------------------------ pulse trains
     def train_probabilities(self, x, d, lr, dw_min):
         """Per-sample bit lengths and line probabilities: (BL (B,), p_x (B, in), p_d (B, out))."""
-        x_max = x.abs().amax(dim=1).clamp_min(1e-30)
-        d_max = d.abs().amax(dim=1).clamp_min(1e-30)
-        k = lr * x_max * d_max / dw_min
+        x_abs, d_abs = x.abs(), d.abs()
+        x_max = x_abs.amax(dim=1).clamp_min_(1e-30)
+        d_max = d_abs.amax(dim=1).clamp_min_(1e-30)
+        k = x_max * d_max * (lr / dw_min)
         if self.bl_management:
-            bl = torch.ceil(k).clamp(1, self.bit_length)
+            bl = torch.ceil(k).clamp_(1, self.bit_length)
         else:
             bl = torch.full_like(x_max, float(self.bit_length))
-        c = lr / (dw_min * bl)
+        c = (lr / dw_min) / bl
         if self.update_management:
-            d_val = torch.where(k > bl, d_max * bl / k, d_max)  # aihwkit: saturated BL
+            # aihwkit: when the bit length saturates (k > BL), max|d| is replaced by max|d| BL / k
+            d_val = d_max * (bl / k).clamp_(max=1.0)
             scale_x = torch.sqrt(c * d_val / x_max)
             scale_d = torch.sqrt(c * x_max / d_val)
         else:
             scale_x = scale_d = torch.sqrt(c)
-        p_x = (x.abs() * scale_x[:, None]).clamp(max=1.0)
-        p_d = (d.abs() * scale_d[:, None]).clamp(max=1.0)
+        p_x = x_abs.mul_(scale_x[:, None]).clamp_(max=1.0)
+        p_d = d_abs.mul_(scale_d[:, None]).clamp_(max=1.0)
         return bl, p_x, p_d
 
     def pulse_trains(self, x, d, lr, dw_min, generator=None):
@@ -112,7 +114,7 @@ class StochasticEngine(PulseEngine):
             signed = counts * -(torch.sign(d)[:, :, None] * torch.sign(x)[:, None, :])
             return self.apply_events(w, device, signed, generator, need_touched)
         elem, count, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
-        return self._apply_event_list(w, device, elem, count, generator, need_touched, slot_sizes)
+        return self._apply_event_list(w, device, elem, count, generator, need_touched, slot_sizes, unit=True)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         """General increment: the pulse count per element is |dW|/dw_min stochastically
@@ -133,13 +135,15 @@ class StochasticEngine(PulseEngine):
         sizes = [n for n in torch.bincount(sample_idx, minlength=flat.shape[0]).tolist() if n]
         return self._apply_event_list(w, device, elem, flat[sample_idx, elem], generator, need_touched, sizes)
 
-    def _apply_event_list(self, w, device, elem, count, generator, need_touched, groups=None) -> PulseStats:
+    def _apply_event_list(self, w, device, elem, count, generator, need_touched, groups=None,
+                          unit=False) -> PulseStats:
         """Events (flat element, signed count) listed in sample order, applied in rounds of
         distinct elements. ``groups``: sizes of consecutive runs of distinct elements (the
         samples or slots); when there are few they are the rounds, else round r holds the r-th
         event of every element."""
         count = count.to(w.dtype)
-        total, net = count.abs().sum(), count.sum()
+        net = count.sum()
+        total = torch.tensor(float(count.numel()), dtype=w.dtype, device=w.device) if unit else count.abs().sum()
         up, down = 0.5 * (total + net), 0.5 * (total - net)
         if elem.numel() == 0:
             return PulseStats(up, down, torch.zeros(0, dtype=torch.long, device=w.device) if need_touched else None)
@@ -148,7 +152,7 @@ class StochasticEngine(PulseEngine):
             rounds, rank = _contiguous_rounds(groups, elem.device)
         else:
             rounds, rank = self._rounds(elem, w_flat.numel())
-        form = device.pulse_factors(count, generator, index=elem)
+        form = device.pulse_factors(count, generator, index=elem, max_count=1 if unit else None)
         if form is None:
             ev_device = index_device(device, elem)
             for idx in rounds:
@@ -271,11 +275,13 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
             pos = away_pos[away_rank == r]
             e_a = elem[pos]
             lo_a, hi_a = _bounds_at(device, e_a)
-            if not single:  # pulse by pulse with clamping, from the state before this round
-                t_a, w_a = target[pos], w_flat[e_a]
-                for k in range(f.shape[-1]):
-                    w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f[pos, k]), lo_a, hi_a)
-                fix = (e_a, w_a)
+            if not single:  # several pulses: does the path cross the opposite bound?
+                t_a, w_a, f_a = target[pos], w_flat[e_a], f[pos]
+                reach = torch.addcmul(t_a, w_a - t_a, torch.cumprod(f_a, dim=-1).amax(dim=-1))
+                if not bool(((reach >= lo_a) & (reach <= hi_a)).all()):  # pulse by pulse with clamping
+                    for k in range(f.shape[-1]):
+                        w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f_a[:, k]), lo_a, hi_a)
+                    fix = (e_a, w_a)
         if idx is None:
             e, t, tot = elem, target, total
         else:
@@ -284,7 +290,7 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
         w_flat.index_copy_(0, e, torch.addcmul(t, w_e - t, tot))
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
-        elif away_rank is not None and r in away_rounds:  # one pulse: clamping its result is exact
+        elif single and away_rank is not None and r in away_rounds:  # one pulse: clamping it is exact
             w_flat.index_copy_(0, e_a, torch.clamp(w_flat[e_a], lo_a, hi_a))
 
 
