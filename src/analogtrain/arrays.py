@@ -207,7 +207,7 @@ class AnalogArray:
         self.pulses_down.zero_()
 
     # ------------------------------------------------------------------ placement and state
-    def to(self, torch_device=None, dtype=None) -> "AnalogArray":
+    def to(self, torch_device=None, dtype=None) -> AnalogArray:
         """Move all tensors (state, parameters, reference, counters) to a torch device/dtype."""
         tdev = torch.device(torch_device) if torch_device is not None else self.torch_device
         dt = dtype or self.dtype

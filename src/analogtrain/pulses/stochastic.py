@@ -142,9 +142,11 @@ class StochasticEngine(PulseEngine):
         samples or slots); when there are few they are the rounds, else round r holds the r-th
         event of every element."""
         count = count.to(w.dtype)
-        net = count.sum()
-        total = torch.tensor(float(count.numel()), dtype=w.dtype, device=w.device) if unit else count.abs().sum()
-        up, down = 0.5 * (total + net), 0.5 * (total - net)
+        if unit:  # every count is +-1: up + down = number of events
+            up = count.sum().add_(count.numel()).mul_(0.5)
+            down = count.numel() - up
+        else:
+            up, down = count.clamp_min(0).sum(), -count.clamp_max(0).sum()
         if elem.numel() == 0:
             return PulseStats(up, down, torch.zeros(0, dtype=torch.long, device=w.device) if need_touched else None)
         w_flat = w.view(-1)
@@ -239,8 +241,7 @@ def _contiguous_rounds(sizes, dev):
     rounds = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])] or [None]
     if len(rounds) == 1:
         return [None], None
-    starts = torch.tensor(bounds[:-1], device=dev)
-    return rounds, lambda pos: torch.searchsorted(starts, pos, right=True) - 1
+    return rounds, lambda pos: torch.searchsorted(torch.tensor(bounds[:-1], device=dev), pos, right=True) - 1
 
 
 def _select_device(device, idx):
@@ -264,6 +265,7 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
     target, f = form
     single = f.shape[-1] == 1
     total = f[:, 0] if single else f.prod(dim=-1)
+    pull = target * (1.0 - total)  # w -> w * total + target * (1 - total)
     away_pos = torch.nonzero((f > 1.0).any(dim=-1), as_tuple=True)[0]
     away_rank = None
     if away_pos.numel():
@@ -283,11 +285,10 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
                         w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f_a[:, k]), lo_a, hi_a)
                     fix = (e_a, w_a)
         if idx is None:
-            e, t, tot = elem, target, total
+            e, p, tot = elem, pull, total
         else:
-            e, t, tot = elem[idx], target[idx], total[idx]
-        w_e = w_flat.index_select(0, e)
-        w_flat.index_copy_(0, e, torch.addcmul(t, w_e - t, tot))
+            e, p, tot = elem[idx], pull[idx], total[idx]
+        w_flat.index_copy_(0, e, torch.addcmul(p, w_flat.index_select(0, e), tot))
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
         elif single and away_rank is not None and r in away_rounds:  # one pulse: clamping it is exact
