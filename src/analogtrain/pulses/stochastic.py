@@ -215,7 +215,7 @@ def _sparse_coincidences(x_bits, d_bits, x, d):
     slot_x = xb * slots + xt
     cnt_d = torch.bincount(db * slots + dt_, minlength=n_b * slots)
     start_d = torch.cumsum(cnt_d, 0) - cnt_d
-    rep = cnt_d[slot_x]  # partners of each firing x line
+    rep = cnt_d.index_select(0, slot_x)  # partners of each firing x line
     cnt_x = torch.bincount(slot_x, minlength=n_b * slots)
     slot_sizes = (cnt_x * cnt_d).tolist()  # pulses per slot (pairs are listed slot by slot)
     total = sum(slot_sizes)
@@ -223,14 +223,17 @@ def _sparse_coincidences(x_bits, d_bits, x, d):
         return (torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, dtype=x.dtype, device=x.device),
                 [])
     # per firing line: its sign and its part of the flat element index
-    x_sign = torch.sign(x)[xb, xi]
-    d_sign = -torch.sign(d)[db, dj]
+    x_sign = torch.sign(x).view(-1).index_select(0, xb * n_in + xi)
+    d_sign = torch.sign(d).neg_().view(-1).index_select(0, db * d.shape[1] + dj)
     d_row = dj * n_in
     # pair p of x event e is (e, start_d[slot] + p - first pair of e)
     ex = torch.repeat_interleave(torch.arange(xi.numel(), device=x.device), rep, output_size=total)
-    ed = torch.repeat_interleave(start_d[slot_x] - (torch.cumsum(rep, 0) - rep), rep, output_size=total)
+    ed = torch.repeat_interleave(start_d.index_select(0, slot_x) - (torch.cumsum(rep, 0) - rep), rep,
+                                 output_size=total)
     ed += torch.arange(total, device=x.device)
-    return d_row[ed] + xi[ex], x_sign[ex] * d_sign[ed], [n for n in slot_sizes if n]
+    elem = d_row.index_select(0, ed).add_(xi.index_select(0, ex))
+    sign = x_sign.index_select(0, ex).mul_(d_sign.index_select(0, ed))
+    return elem, sign, [n for n in slot_sizes if n]
 
 
 def _contiguous_rounds(sizes, dev):
