@@ -17,10 +17,12 @@ BL * p_x * p_d = lr |x_i d_j| / dw_min and the expected update is -lr x_i d_j q(
 
 Implementation: the pulse trains are drawn as bits (B, T, lines); coincidences are formed
 sparsely (only pairs of firing lines in the same slot), so the cost scales with the number of
-pulses, not with B * out * in. Events (sample, element, signed count) are grouped into rounds by
-their rank among the events of the same element, so one round updates distinct elements in a
-single vectorised step and the per-element order of samples is exact. Elements hit by a single
-event (the large majority) all go into the first round.
+pulses, not with B * out * in (small arrays use a dense batched matmul instead). Events
+(sample, element, signed count) are applied in rounds of distinct elements: with few samples
+or slots each of them is a round (a slot never hits an element twice); otherwise round r holds
+the r-th event of every element (elements hit once, the large majority, all go into round 0).
+Soft-bounds devices compose the pulses of an event exactly in closed form
+(:meth:`~analogtrain.devices.SoftBounds.pulse_factors`), other families pulse by pulse.
 """
 
 from __future__ import annotations
@@ -289,6 +291,9 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
                     fix = (e_a, w_a)
         if idx is None:
             e, p, tot = elem, pull, total
+        elif isinstance(idx, slice):
+            n = idx.stop - idx.start
+            e, p, tot = elem.narrow(0, idx.start, n), pull.narrow(0, idx.start, n), total.narrow(0, idx.start, n)
         else:
             e, p, tot = elem[idx], pull[idx], total[idx]
         w_flat.index_copy_(0, e, torch.addcmul(p, w_flat.index_select(0, e), tot))
