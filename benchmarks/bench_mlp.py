@@ -60,6 +60,9 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-time", type=float, default=2.0, help="seconds per timed run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--match-pulses", action="store_true",
+                   help="scale the stochastic engine's lr per batch size so that its update pulses per step "
+                        "equal aihwkit's reported figures (same pulse statistics)")
     args = p.parse_args(argv)
     if args.quick:
         args.min_time = min(args.min_time, 0.3)
@@ -97,10 +100,30 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def pulses_per_step(config: str, bs: int, lr: float, args, n: int = 15) -> float:
+    """Mean update pulses per step over n steps of a fresh model (after 5 warm-up steps)."""
+    net = make_model(config, args.device, args.seed)
+    opt = make_optimizer(config, net, lr)
+    gen = torch.Generator().manual_seed(args.seed + 1)
+    lossf = nn.NLLLoss()
+    for k in range(5 + n):
+        if k == 5:
+            start = total_pulses(net)
+        x = torch.rand(bs, 784, generator=gen).to(args.device)
+        y = torch.randint(0, 10, (bs,), generator=gen).to(args.device)
+        opt.zero_grad()
+        lossf(net(x), y).backward()
+        opt.step()
+    return (total_pulses(net) - start) / n
+
+
 def time_config(config: str, bs: int, args) -> dict:
     dev = args.device
+    lr = args.lr
+    if args.match_pulses and config == "stochastic" and bs in AIHWKIT_PULSES:
+        lr = args.lr * AIHWKIT_PULSES[bs] / pulses_per_step(config, bs, args.lr, args)
     net = make_model(config, dev, args.seed)
-    opt = make_optimizer(config, net, args.lr)
+    opt = make_optimizer(config, net, lr)
     lossf = nn.NLLLoss()
     gen = torch.Generator().manual_seed(args.seed)
     xs = [torch.rand(bs, 784, generator=gen).to(dev) for _ in range(32)]
@@ -135,7 +158,7 @@ def time_config(config: str, bs: int, args) -> dict:
         timed += n
     pulses = (total_pulses(net) - pulses0) / timed if config != "torch" else None
     out = {
-        "config": config, "batch": bs, "steps_per_run": n,
+        "config": config, "batch": bs, "lr": lr, "steps_per_run": n,
         "steps_per_s": statistics.median(rates), "min": min(rates), "max": max(rates),
         "cpu_steps_per_s": statistics.median(cpu_rates),
         "update_pulses_per_step": pulses,
@@ -179,7 +202,8 @@ def main(argv=None) -> int:
             results.append(r)
             print(f"  {config:10s} bs {bs:3d}: {r['steps_per_s']:8.1f} steps/s "
                   f"({r['min']:.1f}-{r['max']:.1f}), {r['cpu_steps_per_s']:.1f} per CPU-second" +
-                  (f", {r['update_pulses_per_step']:.0f} pulses/step" if r["update_pulses_per_step"] else ""),
+                  (f", {r['update_pulses_per_step']:.0f} pulses/step" if r["update_pulses_per_step"] else "") +
+                  (f" (lr {r['lr']:.4f})" if r["lr"] != args.lr else ""),
                   flush=True)
     print()
     print("| config | batch | steps/s (min-max) | steps per CPU-second | aihwkit 1.1.0 steps/s | update pulses/step "
