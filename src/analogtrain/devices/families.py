@@ -199,9 +199,9 @@ class SoftBounds(Device):
         max_n = max_count if max_count is not None else (int(n.max().item()) if n.numel() else 0)
         xi = torch.randn(counts.shape + (max_n,), generator=generator, device=dev, dtype=dtype)
         f = (xi.mul_(-self.cycle_noise).sub_(1.0)).mul_(r.unsqueeze(-1)).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
-        if max_n > 1:
-            active = (torch.arange(max_n, device=dev, dtype=dtype) < n.unsqueeze(-1)).to(dtype)
-            f = 1.0 + active * (f - 1.0)
+        if max_n > 1:  # factor 1 beyond each element's count (counts are integers: no bool mask)
+            active = (n.unsqueeze(-1) - torch.arange(max_n, device=dev, dtype=dtype)).clamp_(0.0, 1.0)
+            f = active.mul_(f.sub_(1.0)).add_(1.0)
         return target, f
 
     def apply_pulses(self, w, counts, generator=None):
@@ -213,13 +213,16 @@ class SoftBounds(Device):
         target, f = form
         if f.shape[-1] == 0:
             return w
-        if bool((f > 1.0).any()):  # eta < 0 somewhere: compose pulse by pulse with clamping
-            for k in range(f.shape[-1]):
-                w = self.clamp(torch.addcmul(target, w - target, f[..., k]))
-            return w
-        # every factor in [0, 1]: the state moves monotonically towards its target
-        moved = self.clamp(torch.addcmul(target, w - target, f.prod(dim=-1)))
-        return torch.where(counts != 0, moved, w)
+        # w F + target (1 - F) leaves w bit for bit unchanged where F = 1 (no pulses)
+        total = f.prod(dim=-1)
+        if float(f.amax()) > 1.0:  # eta < 0 somewhere: a pulse moved a state away from its target
+            far = torch.cumprod(f, dim=-1).amax(dim=-1)  # farthest point of the path from the target
+            reach = torch.addcmul(target * (1.0 - far), w, far)
+            if not torch.equal(self.clamp(reach), reach):  # it crossed the opposite bound: pulse by pulse
+                for k in range(f.shape[-1]):
+                    w = self.clamp(torch.addcmul(target * (1.0 - f[..., k]), w, f[..., k]))
+                return w
+        return self.clamp(torch.addcmul(target * (1.0 - total), w, total))
 
     def symmetric_point(self):
         sp = (self.up_slope - self.down_slope) / (self.up_slope / self.w_max - self.down_slope / self.w_min)
