@@ -464,18 +464,20 @@ def test_invalid_engine_arguments(make, field):
 
 
 # ---------------------------------------------------------------- fast paths agree with the definitions
+@pytest.mark.parametrize("batch", [5, 24], ids=["samples-as-rounds", "ranked-rounds"])
 @pytest.mark.parametrize("dense_limit", [0, 1 << 30], ids=["sparse", "dense"])
-def test_sparse_and_dense_coincidence_paths_apply_samples_in_sequence(monkeypatch, dense_limit):
+def test_sparse_and_dense_coincidence_paths_apply_samples_in_sequence(monkeypatch, dense_limit, batch):
     """Both ways of forming coincidences (sparse pairs of firing lines, or a dense batched
-    matmul) equal the hand-rolled sequential loop on a noise-free nonlinear device."""
+    matmul) and both ways of forming rounds (each sample/slot a round, or the r-th event of
+    every element) equal the hand-rolled sequential loop on noise-free nonlinear devices."""
     from analogtrain.pulses import stochastic
 
     monkeypatch.setattr(stochastic, "DENSE_LIMIT", dense_limit)
     dev = Exponential(gamma=2.0, tau=0.5, dw_min=2e-2)  # generic (pulse by pulse) family
     eng = StochasticEngine(bit_length=31)
     g = gen(18)
-    x = torch.rand(5, 7, generator=g, dtype=F64) * 2 - 1
-    d = torch.randn(5, 4, generator=g, dtype=F64)
+    x = torch.rand(batch, 7, generator=g, dtype=F64) * 2 - 1
+    d = torch.randn(batch, 4, generator=g, dtype=F64)
     w0 = (torch.rand(4, 7, generator=g, dtype=F64) - 0.5) * 0.6
     for device in (dev, SoftBounds(tau=0.5, asymmetry=0.3, dw_min=2e-2)):
         w = w0.clone()
@@ -483,7 +485,7 @@ def test_sparse_and_dense_coincidence_paths_apply_samples_in_sequence(monkeypatc
         signed = eng.coincidences(x, d, 0.3, 2e-2, gen(5))
         assert int(signed.abs().amax()) >= 2 and int((signed != 0).sum(0).max()) >= 3
         ref = w0.clone()
-        for b in range(5):
+        for b in range(batch):
             ref = apply_pulse_counts(ref, device, signed[b], None)
         torch.testing.assert_close(w, ref, rtol=0, atol=1e-12)
 
