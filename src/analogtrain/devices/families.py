@@ -20,6 +20,13 @@ import torch
 from .base import Device, _check_positive
 
 
+def _index_params(device, idx):
+    """Copy of ``device`` with its per-element parameters taken at flat indices ``idx``."""
+    picked = {name: v.reshape(-1).index_select(0, idx) for name, v in device.params().items()
+              if isinstance(v, torch.Tensor) and v.dim() > 0}
+    return device.with_params(**picked) if picked else device
+
+
 class Ideal(Device):
     """Ideal device: q_plus = q_minus = 1 (Digital SGD when pulses are exact).
 
@@ -207,7 +214,13 @@ class SoftBounds(Device):
     def apply_pulses(self, w, counts, generator=None):
         """Pulses in sequence through :meth:`pulse_factors`: exact, including the clamping of a
         pulse that moves a state away from its target (eta < 0) past the opposite bound."""
-        form = self.pulse_factors(counts.to(w.dtype), generator)
+        counts = counts.to(w.dtype)
+        if self.cycle_noise > 0 and self.cycle_noise_type == "multiplicative" and counts.numel() > 4096:
+            n = counts.abs()
+            max_n, total_n = float(n.amax()), float(n.sum())
+            if max_n > 1 and n.numel() * max_n > 4 * total_n:  # few pulses on a large array
+                return self._apply_pulse_list(w, counts, n, generator)
+        form = self.pulse_factors(counts, generator)
         if form is None:
             return super().apply_pulses(w, counts, generator)
         target, f = form
@@ -223,6 +236,44 @@ class SoftBounds(Device):
                     w = self.clamp(torch.addcmul(target * (1.0 - f[..., k]), w, f[..., k]))
                 return w
         return self.clamp(torch.addcmul(target * (1.0 - total), w, total))
+
+    def _apply_pulse_list(self, w, counts, n, generator):
+        """apply_pulses for sparse counts on a large array (multiplicative noise): noise is
+        drawn only for the pulses fired (not max|count| per element) and the factors of an
+        element are multiplied in log space; elements with a pulse that moves away from its
+        target are recomposed pulse by pulse with clamping, with the same factors."""
+        flat_w, flat_c = w.reshape(-1), counts.reshape(-1)
+        idx = torch.nonzero(n.reshape(-1), as_tuple=True)[0]
+        c_e = flat_c.index_select(0, idx)
+        n_e = c_e.abs()
+        sub = _index_params(self, idx)
+        rate_up, rate_down = sub._slopes_over_bounds()
+        up = torch.sign(c_e).clamp_(0.0, 1.0)
+        target = sub.w_min + up * (sub.w_max - sub.w_min)
+        r = -sub.dw_min * rate_down + up * (sub.dw_min * (rate_up + rate_down))
+        reps = n_e.long()
+        owner = torch.repeat_interleave(torch.arange(idx.numel(), device=w.device), reps)
+        xi = torch.randn(owner.shape, generator=generator, device=w.device, dtype=w.dtype)
+        f = (1.0 - r.index_select(0, owner) * (1.0 + self.cycle_noise * xi)).clamp_(min=0.0)
+        zeros = torch.zeros(idx.numel(), device=w.device, dtype=w.dtype)
+        total = torch.exp(zeros.clone().index_add_(0, owner, torch.log(f)))
+        w_e = flat_w.index_select(0, idx)
+        new = torch.addcmul(target * (1.0 - total), w_e, total)
+        away = zeros.index_add_(0, owner, (f > 1.0).to(w.dtype))
+        if float(away.amax()) > 0:
+            sel = torch.nonzero(away, as_tuple=True)[0]
+            first = (torch.cumsum(reps, 0) - reps).index_select(0, sel)
+            n_sel = n_e.index_select(0, sel)
+            lo, hi = sub.bounds()
+            lo = lo.index_select(0, sel) if isinstance(lo, torch.Tensor) and lo.dim() else lo
+            hi = hi.index_select(0, sel) if isinstance(hi, torch.Tensor) and hi.dim() else hi
+            t, w_s = target.index_select(0, sel), w_e.index_select(0, sel)
+            for k in range(int(n_sel.amax())):
+                fk = f.index_select(0, (first + k).clamp_(max=f.numel() - 1))
+                fk = torch.where(n_sel > k, fk, torch.ones_like(fk))
+                w_s = torch.clamp(torch.addcmul(t * (1.0 - fk), w_s, fk), lo, hi)
+            new = new.index_copy(0, sel, w_s)
+        return self.clamp(flat_w.clone().index_copy_(0, idx, new).view_as(w))
 
     def symmetric_point(self):
         sp = (self.up_slope - self.down_slope) / (self.up_slope / self.w_max - self.down_slope / self.w_min)
