@@ -67,7 +67,7 @@ class AnalogArray:
         engine_kwargs: dict | None = None,
     ) -> None:
         if not isinstance(device, Device):
-            raise ValueError(f"device must be an analogtrain Device, got {type(device).__name__}")
+            raise ValueError(f"device must be an analogtrain Device, got {type(device).__name__}")  # noqa: TRY004
         self.shape = torch.Size(shape)
         if any(s <= 0 for s in self.shape):
             raise ValueError(f"shape must have positive sizes, got {tuple(self.shape)}")

@@ -4,5 +4,5 @@ from .base import Device
 from .families import Custom, Exponential, Ideal, Piecewise, Power, SoftBounds
 from .presets import PRESETS, get_preset
 
-__all__ = ["Device", "Ideal", "SoftBounds", "Power", "Exponential", "Piecewise", "Custom",
-           "PRESETS", "get_preset"]
+__all__ = ["PRESETS", "Custom", "Device", "Exponential", "Ideal", "Piecewise", "Power", "SoftBounds",
+           "get_preset"]

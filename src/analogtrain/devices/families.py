@@ -447,7 +447,7 @@ class Custom(Device):
         **kwargs,
     ) -> None:
         if not callable(q_plus) or not callable(q_minus):
-            raise ValueError("q_plus and q_minus must be callables taking and returning tensors")
+            raise ValueError("q_plus and q_minus must be callables taking and returning tensors")  # noqa: TRY004
         lo, hi = bounds
         if not lo < hi:
             raise ValueError(f"bounds must satisfy lo < hi (reversed or empty), got {bounds!r}")

@@ -17,5 +17,5 @@ def make_engine(engine, **kwargs) -> PulseEngine:
     return ENGINES[engine](**kwargs)
 
 
-__all__ = ["PulseEngine", "PulseStats", "ExpectedEngine", "StochasticEngine", "DeterministicEngine",
-           "ENGINES", "make_engine", "apply_pulse_counts", "clamp_to_bounds", "outer_delta", "pulse_step"]
+__all__ = ["ENGINES", "DeterministicEngine", "ExpectedEngine", "PulseEngine", "PulseStats", "StochasticEngine",
+           "apply_pulse_counts", "clamp_to_bounds", "make_engine", "outer_delta", "pulse_step"]

@@ -27,6 +27,8 @@ Soft-bounds devices compose the pulses of an event exactly in closed form
 
 from __future__ import annotations
 
+import itertools
+
 import torch
 
 from .base import (
@@ -243,7 +245,7 @@ def _contiguous_rounds(sizes, dev):
     bounds = [0]
     for n in sizes:
         bounds.append(bounds[-1] + n)
-    rounds = [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:])] or [None]
+    rounds = [slice(a, b) for a, b in itertools.pairwise(bounds)] or [None]
     if len(rounds) == 1:
         return [None], None
     return rounds, lambda pos: torch.searchsorted(torch.tensor(bounds[:-1], device=dev), pos, right=True) - 1
