@@ -66,15 +66,6 @@ def index_device(device: Device, index: torch.Tensor) -> Device:
     return device.with_params(**picked) if picked else device
 
 
-def slice_device(device: Device, start: int, stop: int) -> Device:
-    """Device whose per-element parameters (already 1-D) are sliced to [start, stop)."""
-    picked = {}
-    for name, v in device.params().items():
-        if isinstance(v, torch.Tensor) and v.dim() > 0:
-            picked[name] = v[start:stop]
-    return device.with_params(**picked) if picked else device
-
-
 def nominal_dw_min(device: Device) -> float:
     """Mean dw_min of the array (what the periphery assumes when it sizes pulse trains)."""
     v = device.dw_min
