@@ -571,3 +571,23 @@ def test_softbounds_sparse_pulse_list_matches_pulse_by_pulse():
     out = wild.apply_pulses(w1, c1, gen(3))
     assert float(out.min()) >= -0.1 and float(out.max()) <= 0.1
     assert int((out[::10] == -0.1).sum()) > 0  # pushed onto the lower bound and clamped there
+
+
+@pytest.mark.parametrize("dense_limit", [0, 1 << 30], ids=["sparse", "dense"])
+def test_bounds_hold_with_strong_multiplicative_noise(monkeypatch, dense_limit):
+    """sigma_c = 2: many pulses move states away from their targets (eta < 0), also right at
+    the opposite bound; per-element bounds must hold on both coincidence paths."""
+    from analogtrain.pulses import stochastic
+
+    monkeypatch.setattr(stochastic, "DENSE_LIMIT", dense_limit)
+    dev = SoftBounds(tau=0.3, dw_min=0.03, cycle_noise=2.0, cycle_noise_type="multiplicative",
+                     device_to_device={"w_max": 0.3, "w_min": 0.3, "dw_min": 0.3})
+    s = dev.sample((16, 24), gen(0))
+    eng = StochasticEngine()
+    g = gen(1)
+    w = s.w_min.clone()  # start on the lower bound and pulse upwards (and then down again)
+    for sign in (-1.0, 1.0):
+        for _ in range(20):
+            x = torch.rand(3, 24, generator=g)
+            eng.apply_outer(w, s, x, sign * torch.rand(3, 16, generator=g) * 0.05, 1.0, g)
+            assert torch.all(w <= s.w_max) and torch.all(w >= s.w_min)

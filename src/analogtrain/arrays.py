@@ -159,8 +159,8 @@ class AnalogArray:
             self.programming_writes += self.state.numel()
 
     def _record(self, stats: PulseStats) -> None:
-        self.pulses_up += stats.up.to(torch.float64)
-        self.pulses_down += stats.down.to(torch.float64)
+        self.pulses_up.add_(stats.up)  # float64 accumulators
+        self.pulses_down.add_(stats.down)
         if stats.touched is not None and self.device.write_noise > 0:
             touched = stats.touched
             noise = torch.randn(self.shape, generator=self.generator, device=self.torch_device, dtype=self.dtype)

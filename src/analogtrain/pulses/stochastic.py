@@ -75,7 +75,7 @@ class StochasticEngine(PulseEngine):
             # aihwkit: when the bit length saturates (k > BL), max|d| is replaced by max|d| BL / k
             d_val = d_max * (bl / k).clamp_(max=1.0)
             scale_x = torch.sqrt(c * d_val / x_max)
-            scale_d = torch.sqrt(c * x_max / d_val)
+            scale_d = c / scale_x  # scale_x * scale_d = c = lr / (dw_min BL)
         else:
             scale_x = scale_d = torch.sqrt(c)
         p_x = x_abs.mul_(scale_x[:, None]).clamp_(max=1.0)
@@ -279,18 +279,18 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
         away_rank = torch.zeros_like(away_pos) if rank is None else rank(away_pos)
         away_rounds = set(away_rank.tolist())
     for r, idx in enumerate(rounds):
+        moves_away = away_rank is not None and r in away_rounds
         fix = None
-        if away_rank is not None and r in away_rounds:
+        if moves_away and not single:  # several pulses: does the path cross the opposite bound?
             pos = away_pos[away_rank == r]
             e_a = elem[pos]
             lo_a, hi_a = _bounds_at(device, e_a)
-            if not single:  # several pulses: does the path cross the opposite bound?
-                t_a, w_a, f_a = target[pos], w_flat[e_a], f[pos]
-                reach = torch.addcmul(t_a, w_a - t_a, torch.cumprod(f_a, dim=-1).amax(dim=-1))
-                if not bool(((reach >= lo_a) & (reach <= hi_a)).all()):  # pulse by pulse with clamping
-                    for k in range(f.shape[-1]):
-                        w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f_a[:, k]), lo_a, hi_a)
-                    fix = (e_a, w_a)
+            t_a, w_a, f_a = target[pos], w_flat[e_a], f[pos]
+            reach = torch.addcmul(t_a, w_a - t_a, torch.cumprod(f_a, dim=-1).amax(dim=-1))
+            if not bool(((reach >= lo_a) & (reach <= hi_a)).all()):  # pulse by pulse with clamping
+                for k in range(f.shape[-1]):
+                    w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f_a[:, k]), lo_a, hi_a)
+                fix = (e_a, w_a)
         if idx is None:
             e, p, tot = elem, pull, total
         elif isinstance(idx, slice):
@@ -298,11 +298,12 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
             e, p, tot = elem.narrow(0, idx.start, n), pull.narrow(0, idx.start, n), total.narrow(0, idx.start, n)
         else:
             e, p, tot = elem[idx], pull[idx], total[idx]
-        w_flat.index_copy_(0, e, torch.addcmul(p, w_flat.index_select(0, e), tot))
+        new = torch.addcmul(p, w_flat.index_select(0, e), tot)
+        if moves_away and single:  # one pulse per event: clamping its result is the exact rule
+            new = torch.clamp(new, *_bounds_at(device, e))
+        w_flat.index_copy_(0, e, new)
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
-        elif single and away_rank is not None and r in away_rounds:  # one pulse: clamping it is exact
-            w_flat.index_copy_(0, e_a, torch.clamp(w_flat[e_a], lo_a, hi_a))
 
 
 def expected_pulses_per_step(x, d, lr, dw_min) -> float:
