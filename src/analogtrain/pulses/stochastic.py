@@ -272,7 +272,6 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
     target, f = form
     single = f.shape[-1] == 1
     total = f[:, 0] if single else f.prod(dim=-1)
-    pull = target * (1.0 - total)  # w -> w * total + target * (1 - total)
     away_pos = torch.nonzero((f > 1.0).any(dim=-1), as_tuple=True)[0]
     away_rank = None
     if away_pos.numel():
@@ -292,13 +291,14 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
                     w_a = torch.clamp(torch.addcmul(t_a, w_a - t_a, f_a[:, k]), lo_a, hi_a)
                 fix = (e_a, w_a)
         if idx is None:
-            e, p, tot = elem, pull, total
+            e, t, tot = elem, target, total
         elif isinstance(idx, slice):
             n = idx.stop - idx.start
-            e, p, tot = elem.narrow(0, idx.start, n), pull.narrow(0, idx.start, n), total.narrow(0, idx.start, n)
+            e, t, tot = elem.narrow(0, idx.start, n), target.narrow(0, idx.start, n), total.narrow(0, idx.start, n)
         else:
-            e, p, tot = elem[idx], pull[idx], total[idx]
-        new = torch.addcmul(p, w_flat.index_select(0, e), tot)
+            e, t, tot = elem[idx], target[idx], total[idx]
+        # anchored at the target: t + (w - t) F never passes t for F in [0, 1], even in rounding
+        new = torch.addcmul(t, w_flat.index_select(0, e) - t, tot)
         if moves_away and single:  # one pulse per event: clamping its result is the exact rule
             new = torch.clamp(new, *_bounds_at(device, e))
         w_flat.index_copy_(0, e, new)
