@@ -8,15 +8,19 @@ bench_mlp.py's CPU-second column on a machine shared with other work. Needs the 
 
     ~/.cache/aihwkit-peer/bin/python benchmarks/aihwkit_cpu_time.py 1,8,64
 """
-import os, sys, time
+import os
+import sys
+import time
+
 for v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[v] = "1"
 import torch
-from torch import nn
 from aihwkit.nn import AnalogLinear, AnalogSequential
 from aihwkit.optim import AnalogSGD
 from aihwkit.simulator.configs import SingleRPUConfig
 from aihwkit.simulator.configs.devices import SoftBoundsDevice
+from torch import nn
+
 torch.set_num_threads(1)
 res = {}
 for bs in [int(b) for b in (sys.argv[1] if len(sys.argv) > 1 else "1,8,64").split(",")]:

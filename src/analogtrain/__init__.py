@@ -9,5 +9,17 @@ from .periphery import IO
 
 __version__ = "0.1.0"
 
-__all__ = ["AnalogArray", "AnalogConfig", "IO", "ReferenceOffset", "TileSpec", "algorithms", "convert",
-           "devices", "nn", "optim", "pulses", "__version__"]
+__all__ = [
+           "IO",
+           "AnalogArray",
+           "AnalogConfig",
+           "ReferenceOffset",
+           "TileSpec",
+           "__version__",
+           "algorithms",
+           "convert",
+           "devices",
+           "nn",
+           "optim",
+           "pulses",
+]

@@ -50,9 +50,9 @@ class AnalogConfig:
         devices = self.device.values() if isinstance(self.device, dict) else [self.device]
         for dev in devices:
             if not isinstance(dev, Device):
-                raise ValueError(f"device must be a Device or a dict of Devices, got {type(dev).__name__}")
+                raise ValueError(f"device must be a Device or a dict of Devices, got {type(dev).__name__}")  # noqa: TRY004
         if not isinstance(self.io, IO) or not isinstance(self.transfer_io, IO):
-            raise ValueError("io and transfer_io must be analogtrain.IO instances")
+            raise ValueError("io and transfer_io must be analogtrain.IO instances")  # noqa: TRY004
         make_engine(self.engine, **(self.engine_kwargs if isinstance(self.engine, str) else {}))
 
     def device_for(self, name: str) -> Device:

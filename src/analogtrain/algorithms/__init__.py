@@ -8,7 +8,7 @@ from .rider import ERIDER, RIDER
 from .sgd import AnalogSGD, DigitalSGD
 from .twostage import TwoStage
 
-__all__ = ["Algorithm", "AlgorithmState", "DigitalSGD", "AnalogSGD"]
+__all__ = ["Algorithm", "AlgorithmState", "AnalogSGD", "DigitalSGD"]
 __all__ += ["AGAD", "ChoppedTikiTakaV2", "MultiTileResidual", "ResidualLearning", "ResidualLearningV2", "TikiTaka",
             "TikiTakaV2"]
 __all__ += ["ERIDER", "RIDER", "TwoStage"]

@@ -26,7 +26,7 @@ class Algorithm:
 
     name = "algorithm"
 
-    def init(self, spec) -> "AlgorithmState":
+    def init(self, spec) -> AlgorithmState:
         raise NotImplementedError(f"{type(self).__name__} must implement init")
 
     def describe(self) -> dict:

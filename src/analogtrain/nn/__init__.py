@@ -3,4 +3,4 @@
 from .convert import convert
 from .layers import AnalogConv2d, AnalogLinear
 
-__all__ = ["AnalogLinear", "AnalogConv2d", "convert"]
+__all__ = ["AnalogConv2d", "AnalogLinear", "convert"]
