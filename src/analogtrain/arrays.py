@@ -108,13 +108,26 @@ class AnalogArray:
         if key is not None and cached is not None and cached[1]._version == cached[2] and len(key) == len(cached[0]) \
                 and all(a[0] is b[0] and a[1] == b[1] for a, b in zip(key, cached[0])):
             return cached[1]
+        ref_zero = self._reference_is_zero()
         if self.device.write_noise > 0:
-            out = self.state + self.write_offset - self.reference
-        else:
-            out = self.state - self.reference
+            out = self.state + self.write_offset
+            if not ref_zero:
+                out = out - self.reference
+        else:  # w - 0 is w bit for bit: a copy is cheaper than the subtraction
+            out = self.state.clone() if ref_zero else self.state - self.reference
         if key is not None:
             self._read_cache = (key, out, out._version)
         return out
+
+    def _reference_is_zero(self) -> bool:
+        """Whether r = 0 everywhere (cached per reference tensor and version: no sync per read)."""
+        ref = self.reference
+        cached = self.__dict__.get("_ref_zero")
+        if cached is not None and cached[0] is ref and cached[1] == ref._version:
+            return cached[2]
+        zero = not bool(torch.count_nonzero(ref)) if ref.numel() else True
+        self._ref_zero = (ref, ref._version, zero)
+        return zero
 
     def _read_key(self):
         if torch.is_inference_mode_enabled() or self.state.is_inference():

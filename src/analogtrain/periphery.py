@@ -155,10 +155,15 @@ class IO:
         return r
 
     @staticmethod
-    def _quantize(v: torch.Tensor, step: float, bound: float) -> torch.Tensor:
+    def _quantize(v: torch.Tensor, step: float, bound: float, inplace: bool = False) -> torch.Tensor:
+        """Round to steps of ``step`` (0: no rounding) and clip to [-bound, bound]; in place on
+        ``v`` when ``inplace`` (a work tensor of the caller), the same values bit for bit."""
         if step > 0:
-            v = torch.round(v / step) * step
-        return v.clamp(-bound, bound) if math.isfinite(bound) else v
+            v = (v.div_(step) if inplace else v.div(step)).round_().mul_(step)
+            inplace = True
+        if not math.isfinite(bound):
+            return v
+        return v.clamp_(-bound, bound) if inplace else v.clamp(-bound, bound)
 
     # ------------------------------------------------------------------ the MVM
     def mvm(self, x: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
@@ -171,36 +176,41 @@ class IO:
             return self.mvm(x[None], weight, generator)[0]
         if self.is_perfect:
             return x @ weight.transpose(0, 1)
+        iterative = self.bound_management == "iterative"
         if self.noise_management == "abs_max":
             alpha = x.abs().amax(dim=1, keepdim=True)
-            nonzero = alpha > 0
-            alpha = torch.where(nonzero, alpha, torch.ones_like(alpha))
+            # a zero row goes through the DAC as exact zeros (divided by 1) and its output is
+            # multiplied by alpha = 0: an exact zero output without a masked select
+            safe = torch.where(alpha > 0, alpha, 1.0)
+            y, exceeded = self._one_pass(x / safe, weight, generator, iterative, work=True)
+            y.mul_(alpha)
         else:
-            alpha = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
-            nonzero = None
-        y, exceeded = self._one_pass(x / alpha, weight, generator)
-        y = y * alpha
-        if self.bound_management == "iterative":
+            safe = None
+            y, exceeded = self._one_pass(x, weight, generator, iterative)
+        if exceeded is not None:  # some sample saturated (rare): aihwkit's loop over those samples
+            if safe is None:
+                safe = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
             reduction, final = 1.0, self.max_bound_reduction
             while reduction < final:
                 rows = torch.nonzero(exceeded, as_tuple=True)[0]
                 if rows.numel() == 0:
                     break
                 reduction *= 2.0
-                scale = alpha[rows] * reduction
-                y_rows, exceeded_rows = self._one_pass(x[rows] / scale, weight, generator)
+                scale = safe[rows] * reduction
+                y_rows, exceeded_rows = self._one_pass(x[rows] / scale, weight, generator, True, work=True, always=True)
                 y = y.index_copy(0, rows, y_rows * scale)
                 exceeded = torch.zeros_like(exceeded).index_copy(0, rows, exceeded_rows)
-        if nonzero is not None:
-            y = torch.where(nonzero, y, torch.zeros_like(y))
         return y
 
-    def _one_pass(self, x: torch.Tensor, weight: torch.Tensor, generator) -> tuple[torch.Tensor, torch.Tensor]:
+    def _one_pass(self, x: torch.Tensor, weight: torch.Tensor, generator, check: bool = True, work: bool = False,
+                  always: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
         """One analog pass of already scaled inputs: DAC, MVM, noise, ADC.
 
-        Returns the ADC outputs (B, out) and, per sample, whether an output exceeded out_bound.
+        Returns the ADC outputs (B, out) and, when ``check``, per sample whether an output
+        exceeded out_bound; None instead when no output did (unless ``always``), found with one
+        min/max reduction. ``work``: x is a temporary of the caller (overwritten).
         """
-        xq = self._quantize(x, self.inp_step, self.inp_bound)
+        xq = self._quantize(x, self.inp_step, self.inp_bound, inplace=work)
         if self.inp_noise > 0:
             xq = xq + self.inp_noise * torch.randn(xq.shape, generator=generator, device=xq.device, dtype=xq.dtype)
         y = xq @ weight.transpose(0, 1)
@@ -208,12 +218,19 @@ class IO:
             norm = xq.norm(dim=1, keepdim=True)
             y = y + self.w_noise * norm * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         if self.out_noise > 0:
-            y = y + self.out_noise * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
+            y.add_(torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype).mul_(self.out_noise))
         if self.out_step > 0:
-            y = torch.round(y / self.out_step) * self.out_step
-        exceeded = (y.abs() > self.out_bound).any(dim=1)
+            y.div_(self.out_step).round_().mul_(self.out_step)
+        exceeded = None
+        if check and y.numel():
+            bound = self.out_bound
+            if not always:
+                lo, hi = torch.aminmax(y)
+                always = bool(hi > bound) or bool(lo < -bound)
+            if always:
+                exceeded = (y.abs() > bound).any(dim=1)
         if math.isfinite(self.out_bound):
-            y = y.clamp(-self.out_bound, self.out_bound)
+            y.clamp_(-self.out_bound, self.out_bound)
         return y, exceeded
 
     def read_columns(self, weight: torch.Tensor, columns: torch.Tensor, generator=None) -> torch.Tensor:

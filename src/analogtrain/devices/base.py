@@ -187,6 +187,12 @@ class Device:
         """Write q_plus(w) (``up``) or q_minus(w) into ``out`` (families may avoid the temporary)."""
         return out.copy_(self.q_plus(w) if up else self.q_minus(w))
 
+    def expected_update_(self, w: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> bool:
+        """Optional fast form of the compact update w + up q_plus(w) + down q_minus(w) in place
+        (up >= 0 >= down with disjoint supports; may overwrite ``up`` and ``down``). Returns
+        False when the family has none (the expected engine then evaluates both responses)."""
+        return False
+
     def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """q_plus(w) where sign > 0, q_minus(w) elsewhere."""
         return torch.where(sign > 0, self.q_plus(w), self.q_minus(w))

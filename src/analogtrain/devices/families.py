@@ -144,6 +144,21 @@ class SoftBounds(Device):
             return torch.addcmul(a, c, w, value=-1.0, out=out)
         return super().response_into(w, up, out)
 
+    def expected_update_(self, w, up, down):
+        """Compact update w + up q_plus(w) + down q_minus(w) in place (up >= 0 >= down, disjoint
+        supports) as two interpolations towards the bounds: soft bounds are affine, so
+        up q_plus(w) = (up a_up / w_max)(w_max - w) and down q_minus(w) = (down a_down / w_min)(w_min - w),
+        both weights >= 0 (``torch.lerp``, one pass each). Overwrites ``up`` and ``down``.
+        Returns False (nothing done) unless the parameters are tensors of w's shape and dtype."""
+        if type(self).q_plus is not SoftBounds.q_plus or type(self).q_minus is not SoftBounds.q_minus:
+            return False  # a subclass with other responses
+        c_up, c_down = self._slopes_over_bounds()
+        for p in (c_up, c_down, self.w_max, self.w_min):
+            if not (isinstance(p, torch.Tensor) and p.shape == w.shape and p.dtype == w.dtype and p.device == w.device):
+                return False
+        w.lerp_(self.w_max, up.mul_(c_up)).lerp_(self.w_min, down.mul_(c_down))
+        return True
+
     def q_plus(self, w):
         return self._affine(self.up_slope, self._slopes_over_bounds()[0], w)
 
