@@ -210,7 +210,12 @@ class IO:
         exceeded out_bound; None instead when no output did (unless ``always``), found with one
         min/max reduction. ``work``: x is a temporary of the caller (overwritten).
         """
-        xq = self._quantize(x, self.inp_step, self.inp_bound, inplace=work)
+        steps = self.__dict__.get("_steps")
+        if steps is None:  # converter steps of the hot path, computed once (the dataclass is frozen)
+            steps = (self.inp_step, self.out_step)
+            object.__setattr__(self, "_steps", steps)
+        inp_step, out_step = steps
+        xq = self._quantize(x, inp_step, self.inp_bound, inplace=work)
         if self.inp_noise > 0:
             xq = xq + self.inp_noise * torch.randn(xq.shape, generator=generator, device=xq.device, dtype=xq.dtype)
         y = xq @ weight.transpose(0, 1)
@@ -219,14 +224,14 @@ class IO:
             y = y + self.w_noise * norm * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
         if self.out_noise > 0:
             y.add_(torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype).mul_(self.out_noise))
-        if self.out_step > 0:
-            y.div_(self.out_step).round_().mul_(self.out_step)
+        if out_step > 0:
+            y.div_(out_step).round_().mul_(out_step)
         exceeded = None
         if check and y.numel():
             bound = self.out_bound
             if not always:
                 lo, hi = torch.aminmax(y)
-                always = bool(hi > bound) or bool(lo < -bound)
+                always = hi.item() > bound or lo.item() < -bound
             if always:
                 exceeded = (y.abs() > bound).any(dim=1)
         if math.isfinite(self.out_bound):

@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import copy
 import math
+import operator
 from collections.abc import Mapping
 
 import torch
 
 Number = float | torch.Tensor
+_MISSING = object()
 
 
 def _check_positive(name: str, value: Number) -> None:
@@ -244,15 +246,16 @@ class Device:
     def derived(self, name: str, compute):
         """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a
         parameter object is replaced (``with_params``, ``sample``, ``to``)."""
-        key = tuple(getattr(self, n) for n in ("dw_min",) + self.element_params)
+        key = [getattr(self, n) for n in ("dw_min",) + self.element_params]
         cache = self.__dict__.get("_derived_cache")
-        if cache is None or len(cache[0]) != len(key) or any(a is not b for a, b in zip(cache[0], key)):
+        if cache is None or len(cache[0]) != len(key) or not all(map(operator.is_, cache[0], key)):
             cache = (key, {})
             self.__dict__["_derived_cache"] = cache
         store = cache[1]
-        if name not in store:
-            store[name] = compute()
-        return store[name]
+        value = store.get(name, _MISSING)
+        if value is _MISSING:
+            value = store[name] = compute()
+        return value
 
     def symmetric_point(self) -> torch.Tensor:
         """State where G = 0. Numeric by bisection inside the bounds unless a family overrides.
