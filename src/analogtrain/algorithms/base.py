@@ -67,6 +67,15 @@ class AlgorithmState:
     def step(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement step")
 
+    def scatter(self, values: torch.Tensor, cols) -> torch.Tensor:
+        """Full-shape tensor holding ``values`` (out, k) in columns ``cols`` and zeros elsewhere
+        (``cols=None``: ``values`` already covers every column)."""
+        if cols is None:
+            return values
+        full = torch.zeros(self.arrays["W"].shape, device=values.device, dtype=values.dtype)
+        full[:, cols] = values
+        return full
+
     def summary(self) -> dict:
         """Pulses per array (up/down/total), programming writes and counters."""
         out = {"pulses": {}, "counters": dict(self.counters)}

@@ -194,14 +194,6 @@ class TransferState(AlgorithmState):
             cols = torch.arange(self.n_in, device=p.device)
         return self.transfer_io.read_columns(p, cols, self.generators["read"])
 
-    def scatter(self, values: torch.Tensor, cols) -> torch.Tensor:
-        """Full-shape tensor holding ``values`` (out, k) in columns ``cols`` and zeros elsewhere."""
-        if cols is None:
-            return values
-        full = torch.zeros(self.arrays["W"].shape, device=values.device, dtype=values.dtype)
-        full[:, cols] = values
-        return full
-
     def count_transfer(self):
         self.counters["transfers"] += 1
         self.counters["columns_transferred"] += self.k

@@ -248,17 +248,10 @@ class RiderState(AlgorithmState):
         self.counters["steps"] += 1
         self._advance_chopper()
 
-    def _full(self, part: torch.Tensor, cols) -> torch.Tensor:
-        if cols is None:
-            return part
-        full = torch.zeros(self.arrays["W"].shape, dtype=part.dtype, device=part.device)
-        full[:, cols] = part
-        return full
-
     def _transfer(self, increment: torch.Tensor, cols) -> None:
         W = self.arrays["W"]
         if self.params.transfer == "direct":
-            W.update(self._full(increment, cols), engine=self.transfer_engine)
+            W.update(self.scatter(increment, cols), engine=self.transfer_engine)
             return
         H = self.buffers["H"]
         h = H if cols is None else H[:, cols]
@@ -273,7 +266,7 @@ class RiderState(AlgorithmState):
             H.copy_(h)
         else:
             H[:, cols] = h
-        full_counts = self._full(counts, cols)
+        full_counts = self.scatter(counts, cols)
         W.update(full_counts * W.device.dw_min, engine=self.pulse_engine)
 
     def _advance_chopper(self) -> None:

@@ -259,15 +259,9 @@ def _call(cls, kwargs: dict, where: str):
 
 def _namespaces():
     import analogtrain as at
+    from analogtrain import calibration
 
-    spaces = [at, at.algorithms, at.devices, at.pulses]
-    try:
-        from analogtrain import calibration
-
-        spaces.append(calibration)
-    except ImportError:
-        pass
-    return spaces
+    return [at, at.algorithms, at.devices, at.pulses, calibration]
 
 
 def build_object(table: dict, where: str):
