@@ -119,6 +119,23 @@ class AnalogArray:
             self._read_cache = (key, out, out._version)
         return out
 
+    def read_into(self, out: torch.Tensor) -> torch.Tensor:
+        """The read value w - r (+ write noise) written into ``out`` (same values as :meth:`read`)."""
+        ref_zero = self._reference_is_zero()
+        if self.device.write_noise > 0:
+            torch.add(self.state, self.write_offset, out=out)
+            if not ref_zero:
+                out.sub_(self.reference)
+        elif ref_zero:
+            out.copy_(self.state)
+        else:
+            torch.sub(self.state, self.reference, out=out)
+        return out
+
+    def read_dependencies(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The tensors the read value is a function of: state, reference, write offsets."""
+        return (self.state, self.reference, self.write_offset)
+
     def _reference_is_zero(self) -> bool:
         """Whether r = 0 everywhere (cached per reference tensor and version: no sync per read)."""
         ref = self.reference

@@ -154,18 +154,24 @@ class IO:
             r *= 2.0
         return r
 
-    @staticmethod
-    def _quantize(v: torch.Tensor, step: float, bound: float, inplace: bool = False) -> torch.Tensor:
-        """Round to steps of ``step`` (0: no rounding) and clip to [-bound, bound]; in place on
-        ``v`` when ``inplace`` (a work tensor of the caller), the same values bit for bit."""
-        if step > 0:
-            v = (v.div_(step) if inplace else v.div(step)).round_().mul_(step)
-            inplace = True
-        if not math.isfinite(bound):
-            return v
-        return v.clamp_(-bound, bound) if inplace else v.clamp(-bound, bound)
-
     # ------------------------------------------------------------------ the MVM
+    def _plan(self) -> tuple:
+        """Constants of the hot path, computed once per IO object (the dataclass is frozen):
+        (DAC step, ADC step, DAC clip in DAC units or None, ADC clip in ADC units or None)."""
+        plan = self.__dict__.get("_plan_cache")
+        if plan is None:
+            inp_step, out_step = self.inp_step, self.out_step
+            # with abs-max noise management |x / max|x|| <= 1: a bound >= 1 never clips
+            in_clip = None
+            if math.isfinite(self.inp_bound) and not (self.noise_management == "abs_max" and self.inp_bound >= 1.0):
+                in_clip = self.inp_bound / inp_step if inp_step > 0 else self.inp_bound
+            out_clip = None
+            if math.isfinite(self.out_bound):
+                out_clip = self.out_bound / out_step if out_step > 0 else self.out_bound
+            plan = (inp_step, out_step, in_clip, out_clip)
+            object.__setattr__(self, "_plan_cache", plan)
+        return plan
+
     def mvm(self, x: torch.Tensor, weight: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
         """y = weight @ x for a batch x of shape (B, in); weight (out, in); returns (B, out).
 
@@ -177,65 +183,84 @@ class IO:
         if self.is_perfect:
             return x @ weight.transpose(0, 1)
         iterative = self.bound_management == "iterative"
+        out_step = self._plan()[1]
         if self.noise_management == "abs_max":
             alpha = x.abs().amax(dim=1, keepdim=True)
-            # a zero row goes through the DAC as exact zeros (divided by 1) and its output is
-            # multiplied by alpha = 0: an exact zero output without a masked select
-            safe = torch.where(alpha > 0, alpha, 1.0)
-            y, exceeded = self._one_pass(x / safe, weight, generator, iterative, work=True)
-            y.mul_(alpha)
+            # a zero row is divided by a tiny number instead of 0 (0 / tiny = 0: exact zeros
+            # through the DAC) and its output is multiplied by alpha = 0: an exact zero output
+            denom = alpha.clamp_min(torch.finfo(x.dtype).tiny)
+            y, exceeded = self._one_pass(x, denom, weight, generator, iterative)
+            y.mul_(alpha.mul_(out_step) if out_step > 0 else alpha)
         else:
-            safe = None
-            y, exceeded = self._one_pass(x, weight, generator, iterative)
+            denom = None
+            y, exceeded = self._one_pass(x, None, weight, generator, iterative)
+            if out_step > 0:
+                y.mul_(out_step)
         if exceeded is not None:  # some sample saturated (rare): aihwkit's loop over those samples
-            if safe is None:
-                safe = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
+            if denom is None:
+                denom = torch.ones(x.shape[0], 1, dtype=x.dtype, device=x.device)
             reduction, final = 1.0, self.max_bound_reduction
             while reduction < final:
                 rows = torch.nonzero(exceeded, as_tuple=True)[0]
                 if rows.numel() == 0:
                     break
                 reduction *= 2.0
-                scale = safe[rows] * reduction
-                y_rows, exceeded_rows = self._one_pass(x[rows] / scale, weight, generator, True, work=True, always=True)
-                y = y.index_copy(0, rows, y_rows * scale)
+                scale = denom[rows] * reduction
+                y_rows, exceeded_rows = self._one_pass(x[rows], scale, weight, generator, True, always=True)
+                y = y.index_copy(0, rows, y_rows.mul_(scale * out_step if out_step > 0 else scale))
                 exceeded = torch.zeros_like(exceeded).index_copy(0, rows, exceeded_rows)
         return y
 
-    def _one_pass(self, x: torch.Tensor, weight: torch.Tensor, generator, check: bool = True, work: bool = False,
-                  always: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """One analog pass of already scaled inputs: DAC, MVM, noise, ADC.
+    def _one_pass(self, x: torch.Tensor, denom: torch.Tensor | None, weight: torch.Tensor, generator,
+                  check: bool = True, always: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """One analog pass of the inputs x / denom (denom: (B, 1) or None): DAC, MVM, noise, ADC.
 
-        Returns the ADC outputs (B, out) and, when ``check``, per sample whether an output
-        exceeded out_bound; None instead when no output did (unless ``always``), found with one
-        min/max reduction. ``work``: x is a temporary of the caller (overwritten).
+        Returns the ADC outputs (B, out) in ADC steps (multiply by ``out_step`` for the value;
+        in plain units without an ADC), clipped to the output bound, and, when ``check``, per
+        sample whether an output exceeded it; None instead when no output did (unless
+        ``always``), found with one min/max reduction. The DAC works in its own steps: x /
+        (denom inp_step) is rounded and clipped there, and the step goes into the matmul's
+        scale, so quantisation costs one extra operation per direction.
         """
-        steps = self.__dict__.get("_steps")
-        if steps is None:  # converter steps of the hot path, computed once (the dataclass is frozen)
-            steps = (self.inp_step, self.out_step)
-            object.__setattr__(self, "_steps", steps)
-        inp_step, out_step = steps
-        xq = self._quantize(x, inp_step, self.inp_bound, inplace=work)
+        inp_step, out_step, in_clip, out_clip = self._plan()
+        if inp_step > 0:
+            xq = x.div(denom.mul(inp_step) if denom is not None else inp_step).round_()
+            in_scale = inp_step
+        else:
+            xq = x.div(denom) if denom is not None else x.clone()
+            in_scale = 1.0
+        if in_clip is not None:
+            xq.clamp_(-in_clip, in_clip)
         if self.inp_noise > 0:
-            xq = xq + self.inp_noise * torch.randn(xq.shape, generator=generator, device=xq.device, dtype=xq.dtype)
-        y = xq @ weight.transpose(0, 1)
+            xq = xq.mul_(in_scale).add_(torch.randn(xq.shape, generator=generator, device=xq.device,
+                                                    dtype=xq.dtype).mul_(self.inp_noise))
+            in_scale = 1.0
+        to_adc = 1.0 / out_step if out_step > 0 else 1.0
+        y_shape = (x.shape[0], weight.shape[0])
+        if self.out_noise > 0:  # y = (in_scale xq W^T + out_noise xi) / out_step in one addmm
+            noise = torch.randn(y_shape, generator=generator, device=x.device, dtype=x.dtype)
+            y = torch.addmm(noise, xq, weight.transpose(0, 1), beta=self.out_noise * to_adc,
+                            alpha=in_scale * to_adc)
+        else:
+            y = xq @ weight.transpose(0, 1)
+            if in_scale != 1.0:
+                y.mul_(in_scale)
+            if out_step > 0:
+                y.div_(out_step)
         if self.w_noise > 0:
-            norm = xq.norm(dim=1, keepdim=True)
-            y = y + self.w_noise * norm * torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype)
-        if self.out_noise > 0:
-            y.add_(torch.randn(y.shape, generator=generator, device=y.device, dtype=y.dtype).mul_(self.out_noise))
+            norm = xq.norm(dim=1, keepdim=True).mul_(self.w_noise * in_scale * to_adc)
+            y.addcmul_(norm, torch.randn(y_shape, generator=generator, device=y.device, dtype=y.dtype))
         if out_step > 0:
-            y.div_(out_step).round_().mul_(out_step)
+            y.round_()
         exceeded = None
-        if check and y.numel():
-            bound = self.out_bound
+        if check and y.numel() and out_clip is not None:
             if not always:
                 lo, hi = torch.aminmax(y)
-                always = hi.item() > bound or lo.item() < -bound
+                always = hi.item() > out_clip or lo.item() < -out_clip
             if always:
-                exceeded = (y.abs() > bound).any(dim=1)
-        if math.isfinite(self.out_bound):
-            y.clamp_(-self.out_bound, self.out_bound)
+                exceeded = (y.abs() > out_clip).any(dim=1)
+        if out_clip is not None:
+            y.clamp_(-out_clip, out_clip)
         return y, exceeded
 
     def read_columns(self, weight: torch.Tensor, columns: torch.Tensor, generator=None) -> torch.Tensor:

@@ -67,6 +67,17 @@ class AlgorithmState:
     def step(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement step")
 
+    def weight_dependencies(self) -> tuple[torch.Tensor, ...] | None:
+        """The tensors ``effective_weight()`` is a function of, when that is all it depends on:
+        a layer then keeps its weight mirror and refreshes it only when one of them was
+        replaced or modified in place (tensor identity and version counter). None (the
+        default): unknown, so the effective weight is read afresh for every MVM."""
+        return None
+
+    def effective_weight_into(self, out: torch.Tensor) -> torch.Tensor:
+        """Write the effective weight into ``out`` (no new large tensor where a state can)."""
+        return out.copy_(self.effective_weight())
+
     def scatter(self, values: torch.Tensor, cols) -> torch.Tensor:
         """Full-shape tensor holding ``values`` (out, k) in columns ``cols`` and zeros elsewhere
         (``cols=None``: ``values`` already covers every column)."""

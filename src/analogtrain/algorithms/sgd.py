@@ -35,6 +35,9 @@ class DigitalSGDState(AlgorithmState):
     def effective_weight(self):
         return self.buffers["W"]
 
+    def weight_dependencies(self):
+        return (self.buffers["W"],)
+
     def step(self, x, d, lr):
         self.buffers["W"].add_(d.transpose(0, 1) @ x, alpha=-lr)
         self.counters["steps"] += 1
@@ -58,6 +61,12 @@ class AnalogSGDState(AlgorithmState):
 
     def effective_weight(self):
         return self.arrays["W"].read()
+
+    def weight_dependencies(self):
+        return self.arrays["W"].read_dependencies()
+
+    def effective_weight_into(self, out):
+        return self.arrays["W"].read_into(out)
 
     def step(self, x, d, lr):
         self.arrays["W"].update_outer(x, d, lr)

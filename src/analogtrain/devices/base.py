@@ -189,11 +189,14 @@ class Device:
         """Write q_plus(w) (``up``) or q_minus(w) into ``out`` (families may avoid the temporary)."""
         return out.copy_(self.q_plus(w) if up else self.q_minus(w))
 
-    def expected_update_(self, w: torch.Tensor, up: torch.Tensor, down: torch.Tensor) -> bool:
-        """Optional fast form of the compact update w + up q_plus(w) + down q_minus(w) in place
-        (up >= 0 >= down with disjoint supports; may overwrite ``up`` and ``down``). Returns
-        False when the family has none (the expected engine then evaluates both responses)."""
-        return False
+    def expected_plan(self, w: torch.Tensor):
+        """Optional fast form of the compact update for families whose responses are affine
+        towards their bounds (soft bounds). Returns None (the expected engine then evaluates
+        q_plus and q_minus) or ``(rates, count_weights, w_max, w_min)``: with
+        R = clamp(dW * rates, min=0) of shape (2, *w.shape) (row 0 > 0 only where dW > 0,
+        row 1 only where dW < 0) the update is w.lerp_(w_max, R[0]).lerp_(w_min, R[1]), and
+        the up / down pulse counts are sum(R[k] * count_weights[k])."""
+        return None
 
     def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """q_plus(w) where sign > 0, q_minus(w) elsewhere."""

@@ -144,20 +144,31 @@ class SoftBounds(Device):
             return torch.addcmul(a, c, w, value=-1.0, out=out)
         return super().response_into(w, up, out)
 
-    def expected_update_(self, w, up, down):
-        """Compact update w + up q_plus(w) + down q_minus(w) in place (up >= 0 >= down, disjoint
-        supports) as two interpolations towards the bounds: soft bounds are affine, so
-        up q_plus(w) = (up a_up / w_max)(w_max - w) and down q_minus(w) = (down a_down / w_min)(w_min - w),
-        both weights >= 0 (``torch.lerp``, one pass each). Overwrites ``up`` and ``down``.
-        Returns False (nothing done) unless the parameters are tensors of w's shape and dtype."""
+    def expected_plan(self, w):
+        """Soft bounds are affine: dW q_plus(w) = (dW a_up / w_max)(w_max - w) for dW >= 0 and
+        dW q_minus(w) = (dW a_down / w_min)(w_min - w) for dW < 0, both interpolation weights
+        >= 0, so the compact update is two ``lerp`` passes (see :meth:`Device.expected_plan`):
+        rates = [a_up / w_max, a_down / w_min] (the second < 0, so clamp(dW rate, min=0) keeps
+        only the down part) and pulse weights [w_max / (a_up dw_min), |w_min| / (a_down dw_min)]
+        (R / (rate dw_min) = |dW| / dw_min). None unless the parameters are per-element tensors
+        of w's shape, dtype and torch device."""
         if type(self).q_plus is not SoftBounds.q_plus or type(self).q_minus is not SoftBounds.q_minus:
-            return False  # a subclass with other responses
-        c_up, c_down = self._slopes_over_bounds()
-        for p in (c_up, c_down, self.w_max, self.w_min):
-            if not (isinstance(p, torch.Tensor) and p.shape == w.shape and p.dtype == w.dtype and p.device == w.device):
-                return False
-        w.lerp_(self.w_max, up.mul_(c_up)).lerp_(self.w_min, down.mul_(c_down))
-        return True
+            return None  # a subclass with other responses
+        plan = self.derived("expected_plan", self._make_expected_plan)
+        if plan is None or plan[2].shape != w.shape or plan[2].dtype != w.dtype or plan[2].device != w.device:
+            return None
+        return plan
+
+    def _make_expected_plan(self):
+        params = (self.up_slope, self.down_slope, self.w_max, self.w_min, self.dw_min)
+        ref = self.w_max
+        if not all(isinstance(p, torch.Tensor) and p.shape == ref.shape and p.dtype == ref.dtype
+                   and p.device == ref.device for p in params):
+            return None
+        rate_up, rate_down = self._slopes_over_bounds()
+        rates = torch.stack([rate_up, rate_down])
+        count_weights = torch.stack([1.0 / (rate_up * self.dw_min), -1.0 / (rate_down * self.dw_min)])
+        return rates, count_weights, self.w_max, self.w_min
 
     def q_plus(self, w):
         return self._affine(self.up_slope, self._slopes_over_bounds()[0], w)

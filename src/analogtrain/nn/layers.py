@@ -19,8 +19,7 @@ from ..config import AnalogConfig, TileSpec
 
 class _AnalogMVM(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, weight_param, layer):
-        weight = layer.tile.effective_weight()
+    def forward(ctx, x, weight_param, layer, weight):
         ctx.layer = layer
         ctx.save_for_backward(x, weight)
         return layer.config.io.mvm(x, weight, layer.io_generator)
@@ -33,7 +32,13 @@ class _AnalogMVM(torch.autograd.Function):
         grad_in = None
         if ctx.needs_input_grad[0]:
             grad_in = layer._backward_io.mvm(grad_out, weight.transpose(0, 1), layer.io_generator)
-        return grad_in, None, None
+        return grad_in, None, None, None
+
+
+def _same_tensors(recorded, tensors) -> bool:
+    """Whether ``tensors`` are the recorded (tensor, version) pairs, unmodified."""
+    return len(recorded) == len(tensors) and all(
+        t is r and t._version == v for (r, v), t in zip(recorded, tensors))
 
 
 class _AnalogLayerMixin:
@@ -72,7 +77,32 @@ class _AnalogLayerMixin:
         return self.tile.arrays
 
     def _mvm(self, x2d: torch.Tensor) -> torch.Tensor:
-        return _AnalogMVM.apply(x2d, self.weight, self)
+        return _AnalogMVM.apply(x2d, self.weight, self, self._forward_weight())
+
+    def _forward_weight(self) -> torch.Tensor:
+        """The effective weight the MVMs use. When the algorithm names what its effective
+        weight depends on (:meth:`AlgorithmState.weight_dependencies`), that is the ``weight``
+        mirror itself, rewritten in place only when a dependency changed or the mirror was
+        edited (so no new array-sized tensor per step); otherwise a fresh read."""
+        deps = self.tile.weight_dependencies()
+        if deps is None:
+            return self.tile.effective_weight()
+        mirror = self.weight
+        token = self.__dict__.get("_mirror_token")
+        if token is None or token[0] != mirror._version or not _same_tensors(token[1], deps):
+            self._refresh_mirror(deps)
+        return mirror
+
+    def _refresh_mirror(self, deps=None) -> None:
+        """Write the effective weight into the ``weight`` mirror (in place)."""
+        with torch.no_grad():
+            if deps is None:
+                deps = self.tile.weight_dependencies()
+            if deps is None:
+                self.weight.copy_(self.tile.effective_weight())
+                return
+            self.tile.effective_weight_into(self.weight)
+        self._mirror_token = (self.weight._version, tuple((t, t._version) for t in deps))
 
     def analog_step(self, lr: float) -> None:
         """Apply the recorded (x, d) pairs through the algorithm and clear them."""
@@ -85,8 +115,7 @@ class _AnalogLayerMixin:
             d = torch.cat([p[1] for p in self._pending])
         self._pending.clear()
         self.tile.step(x, d, lr)
-        with torch.no_grad():
-            self.weight.copy_(self.tile.effective_weight())
+        self._refresh_mirror()
 
     def clear_pending(self) -> None:
         self._pending.clear()
@@ -100,8 +129,7 @@ class _AnalogLayerMixin:
     def set_extra_state(self, state):
         self.tile.load_state_dict(state["tile"])
         self.io_generator.set_state(state["io_rng"])
-        with torch.no_grad():
-            self.weight.copy_(self.tile.effective_weight())
+        self._refresh_mirror()
 
     def __setstate__(self, state):
         # copy.deepcopy rebuilds Parameters without their attributes: re-link the weight to
