@@ -229,3 +229,15 @@ def test_read_cache_follows_every_change():
     torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.25, dtype=F64))
     with torch.inference_mode():
         torch.testing.assert_close(arr.read(), torch.full((3, 4), 0.25, dtype=F64))
+
+
+@pytest.mark.parametrize("write_noise", [0.0, 0.5])
+@pytest.mark.parametrize("reference", [None, ReferenceOffset(mean=0.1, std=0.05)])
+def test_read_into_equals_read(write_noise, reference):
+    arr = AnalogArray((6, 5), SoftBounds(tau=1.0, dw_min=1e-2, write_noise=write_noise), engine="stochastic",
+                      seed=4, reference=reference, init=0.1)
+    arr.update(torch.full((6, 5), 0.05))
+    out = torch.full((6, 5), float("nan"))
+    assert arr.read_into(out) is out
+    assert torch.equal(out, arr.read())
+    assert all(t is d for t, d in zip(arr.read_dependencies(), (arr.state, arr.reference, arr.write_offset)))

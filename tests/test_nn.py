@@ -167,3 +167,32 @@ def test_converted_model_trains_on_cuda_and_stays_there():
         assert all(t.device.type == "cuda" for t in tensors)
         assert layer.io_generator.device.type == "cuda"
         assert all(a.generator.device.type == "cuda" for a in layer.arrays.values())
+
+
+def test_weight_mirror_follows_the_arrays_and_ignores_edits():
+    """With Analog SGD the MVM weight is the ``weight`` mirror, refreshed in place whenever the
+    array changed (any path, not only the optimizer) or the mirror itself was edited."""
+    gen = torch.Generator().manual_seed(3)
+    w = torch.randn(4, 6, generator=gen) * 0.2
+    layer = AnalogLinear(6, 4, bias=False, config=perfect_config(AnalogSGD()), init_weight=w)
+    x = torch.randn(3, 6, generator=gen)
+    mirror = layer.weight
+    torch.testing.assert_close(layer(x), x @ w.T, rtol=0, atol=ATOL32)
+    # a direct pulse update of the array (outside the optimizer) is seen by the next forward
+    layer.arrays["W"].update(torch.full((4, 6), 0.05))
+    read = layer.arrays["W"].read()
+    assert not torch.allclose(read, w, atol=1e-3)
+    torch.testing.assert_close(layer(x), x @ read.T, rtol=0, atol=ATOL32)
+    assert torch.equal(layer.weight, read) and layer.weight is mirror  # refreshed in place
+    # programming replaces the state tensor: also seen
+    layer.arrays["W"].program(torch.zeros(4, 6))
+    assert torch.equal(layer(x), torch.zeros(3, 4))
+    # an in-place edit of the mirror does not program the device: the next forward restores it
+    with torch.no_grad():
+        layer.weight.fill_(1.0)
+    assert torch.equal(layer(x), torch.zeros(3, 4))
+    assert torch.equal(layer.weight, torch.zeros(4, 6))
+    # the read_into used for the refresh equals read()
+    layer.arrays["W"].update(torch.full((4, 6), -0.02))
+    out = torch.empty(4, 6)
+    assert torch.equal(layer.arrays["W"].read_into(out), layer.arrays["W"].read())

@@ -591,3 +591,29 @@ def test_bounds_hold_with_strong_multiplicative_noise(monkeypatch, dense_limit):
             x = torch.rand(3, 24, generator=g)
             eng.apply_outer(w, s, x, sign * torch.rand(3, 16, generator=g) * 0.05, 1.0, g)
             assert torch.all(w <= s.w_max) and torch.all(w >= s.w_min)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, F64])
+def test_expected_engine_affine_path_with_per_element_parameters(dtype):
+    """Sampled soft bounds (per-element slopes, bounds and dw_min) take the two-interpolation
+    path of Device.expected_plan: the case-wise rule per element to a few ulps, clamped at the
+    bounds for steps that overshoot them, with counts |dW| / dw_min per element."""
+    base = SoftBounds(up_slope=1.2, down_slope=0.8, w_max=0.6, w_min=-0.5, dw_min=1e-3,
+                      device_to_device={"dw_min": 0.3, "up_slope": 0.1, "down_slope": 0.1, "w_max": 0.2, "w_min": 0.2})
+    dev = base.sample((48, 40), gen(1), dtype=dtype)
+    assert dev.expected_plan(torch.zeros(48, 40, dtype=dtype)) is not None
+    g = gen(2)
+    lo, hi = dev.bounds()
+    w0 = lo + (hi - lo) * torch.rand(48, 40, generator=g, dtype=dtype)
+    delta = torch.randn(48, 40, generator=g, dtype=dtype) * 0.02
+    delta[0, :5] = 3.0  # far beyond the safe step: lands on the upper bound
+    delta[1, :5] = -3.0
+    w = w0.clone()
+    stats = ExpectedEngine().apply(w, dev, delta)
+    casewise = torch.where(delta >= 0, w0 + delta * dev.q_plus(w0), w0 + delta * dev.q_minus(w0))
+    casewise = torch.minimum(torch.maximum(casewise, lo), hi)
+    eps = torch.finfo(dtype).eps
+    torch.testing.assert_close(w, casewise, rtol=0, atol=4 * eps)
+    assert torch.equal(w[0, :5], hi[0, :5]) and torch.equal(w[1, :5], lo[1, :5])
+    assert float(stats.up) == pytest.approx(float((delta.clamp_min(0) / dev.dw_min).sum()), rel=1e-5)
+    assert float(stats.down) == pytest.approx(float(((-delta).clamp_min(0) / dev.dw_min).sum()), rel=1e-5)
