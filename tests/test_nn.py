@@ -30,13 +30,15 @@ def test_linear_matches_f_linear_forward_and_input_gradient():
         x = torch.randn(2, 3, 7, generator=gen, requires_grad=True)  # leading dims are kept
         y = layer(x)
         x_ref = x.detach().clone().requires_grad_(True)
-        y_ref = F.linear(x_ref, w, b)
+        b_ref = b.clone().requires_grad_(True)
+        y_ref = F.linear(x_ref, w, b_ref)
         assert y.shape == (2, 3, 5)
         assert torch.allclose(y, y_ref, atol=ATOL32)
         grad_out = torch.randn(2, 3, 5, generator=gen)
         y.backward(grad_out)
         y_ref.backward(grad_out)
         assert torch.allclose(x.grad, x_ref.grad, atol=ATOL32)
+        assert torch.allclose(layer.bias.grad, b_ref.grad, atol=ATOL32)  # the digital bias: sum of d
         assert layer.weight.grad is None  # the weight is updated by pulses, not autograd
         assert len(layer._pending) == 1  # (x, d) recorded for the optimizer
 

@@ -18,21 +18,27 @@ from ..config import AnalogConfig, TileSpec
 
 
 class _AnalogMVM(torch.autograd.Function):
+    """y = periphery(W x) (+ b): one autograd node per layer; the weight gets no gradient (the
+    optimizer hands the recorded x, d to the algorithm), the digital bias gets sum_b d_b."""
+
     @staticmethod
-    def forward(ctx, x, weight_param, layer, weight):
+    def forward(ctx, x, weight_param, bias, layer, weight):
         ctx.layer = layer
         ctx.save_for_backward(x, weight)
-        return layer.config.io.mvm(x, weight, layer.io_generator)
+        y = layer.config.io.mvm(x, weight, layer.io_generator)
+        return y.add_(bias) if bias is not None else y
 
     @staticmethod
     def backward(ctx, grad_out):
         x, weight = ctx.saved_tensors
         layer = ctx.layer
         layer._pending.append((x.detach(), grad_out.detach()))
-        grad_in = None
+        grad_in = grad_bias = None
         if ctx.needs_input_grad[0]:
             grad_in = layer._backward_io.mvm(grad_out, weight.transpose(0, 1), layer.io_generator)
-        return grad_in, None, None, None
+        if ctx.needs_input_grad[2]:
+            grad_bias = grad_out.sum(0)
+        return grad_in, None, grad_bias, None, None
 
 
 def _same_tensors(recorded, tensors) -> bool:
@@ -76,8 +82,9 @@ class _AnalogLayerMixin:
         """The analog arrays of this layer by name (e.g. ``layer.arrays["P"].read()``)."""
         return self.tile.arrays
 
-    def _mvm(self, x2d: torch.Tensor) -> torch.Tensor:
-        return _AnalogMVM.apply(x2d, self.weight, self, self._forward_weight())
+    def _mvm(self, x2d: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Periphery MVM of a batch (B, in) with the effective weight, plus ``bias`` (out,)."""
+        return _AnalogMVM.apply(x2d, self.weight, bias, self, self._forward_weight())
 
     def _forward_weight(self) -> torch.Tensor:
         """The effective weight the MVMs use. When the algorithm names what its effective
@@ -102,7 +109,8 @@ class _AnalogLayerMixin:
                 self.weight.copy_(self.tile.effective_weight())
                 return
             self.tile.effective_weight_into(self.weight)
-        self._mirror_token = (self.weight._version, tuple((t, t._version) for t in deps))
+        # straight into __dict__: nn.Module.__setattr__ costs more than the rest of the refresh
+        self.__dict__["_mirror_token"] = (self.weight._version, tuple((t, t._version) for t in deps))
 
     def analog_step(self, lr: float) -> None:
         """Apply the recorded (x, d) pairs through the algorithm and clear them."""
@@ -162,9 +170,7 @@ class AnalogLinear(_AnalogLayerMixin, nn.Module):
 
     def forward(self, x):
         lead = x.shape[:-1]
-        y = self._mvm(x.reshape(-1, self.in_features).to(self.weight.dtype))
-        if self.bias is not None:
-            y = y + self.bias
+        y = self._mvm(x.reshape(-1, self.in_features).to(self.weight.dtype), self.bias)
         return y.reshape(*lead, self.out_features)
 
     def extra_repr(self):

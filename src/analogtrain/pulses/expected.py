@@ -19,6 +19,11 @@ import torch
 from .base import PulseEngine, PulseStats
 
 
+#: arrays with at least this many elements bound max |dW| from the inputs of a rank update
+#: (skipping the clamp of steps at the bounds); smaller ones just clamp
+BOUND_FROM_INPUTS_MIN = 1 << 15
+
+
 class ExpectedEngine(PulseEngine):
     name = "expected"
 
@@ -49,8 +54,9 @@ class ExpectedEngine(PulseEngine):
     def apply_outer(self, w, device, x, d, lr, generator=None, need_touched=False) -> PulseStats:
         delta = self._work(w.shape, w)
         torch.addmm(delta, d.transpose(0, 1), x, beta=0.0, alpha=-lr, out=delta)
-        # |dW_ij| <= |lr| sum_b max|d_b| max|x_b|: a bound from the (small) inputs
-        max_step = abs(lr) * float((d.abs().amax(dim=1) * x.abs().amax(dim=1)).sum()) if x.shape[0] else 0.0
+        max_step = None  # small arrays: the clamp costs less than the bound
+        if w.numel() >= BOUND_FROM_INPUTS_MIN:  # |dW_ij| <= |lr| sum_b max|d_b| max|x_b|, from the small inputs
+            max_step = abs(lr) * float((d.abs().amax(dim=1) * x.abs().amax(dim=1)).sum()) if x.shape[0] else 0.0
         return self.apply(w, device, delta, generator, need_touched, max_step, delta_is_work=True)
 
     # ------------------------------------------------------------------ the two paths
