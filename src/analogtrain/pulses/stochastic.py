@@ -27,10 +27,14 @@ Soft-bounds devices compose the pulses of an event exactly in closed form
 
 from __future__ import annotations
 
+import bisect
 import itertools
+import math
 
 import torch
 
+from ..devices.base import Device
+from ..devices.families import SoftBounds
 from .base import (
     PulseEngine,
     PulseStats,
@@ -41,9 +45,15 @@ from .base import (
 )
 
 #: arrays with B * out * in up to this size count coincidences densely (a batched matmul)
-DENSE_LIMIT = 1 << 17
+DENSE_LIMIT = 1 << 14
 #: up to this many samples / slots, each is a round of its own (no ranking of events needed)
 MAX_GROUP_ROUNDS = 16
+#: sparse coincidences of affine devices: up to this many slots, a running per-element sum is
+#: gathered slot by slot (two small ops per slot); beyond, rounds of distinct elements are used
+MAX_SLOT_LOOP = 512
+#: log factors are floored here: exp(-64) ~ 1.6e-28 is a factor 0 (a pulse that lands exactly on
+#: its target) to far below float64 resolution, and keeps the sums finite
+LOG_FLOOR = -64.0
 
 
 class StochasticEngine(PulseEngine):
@@ -115,10 +125,10 @@ class StochasticEngine(PulseEngine):
         if n_b * n_out * n_in <= DENSE_LIMIT:
             dt = x.dtype
             counts = torch.bmm(d_bits.transpose(1, 2).to(dt), x_bits.to(dt))
-            signed = counts * -(torch.sign(d)[:, :, None] * torch.sign(x)[:, None, :])
+            signed = counts.mul_(torch.sign(d).neg_()[:, :, None] * torch.sign(x)[:, None, :])
             return self.apply_events(w, device, signed, generator, need_touched)
-        elem, count, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
-        return self._apply_event_list(w, device, elem, count, generator, need_touched, slot_sizes, unit=True)
+        elem, down, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
+        return self._apply_unit_events(w, device, elem, down, slot_sizes, generator, need_touched)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         """General increment: the pulse count per element is |dW|/dw_min stochastically
@@ -134,10 +144,107 @@ class StochasticEngine(PulseEngine):
 
     def apply_events(self, w, device, signed, generator=None, need_touched=False) -> PulseStats:
         """Apply signed per-sample pulse counts ``signed`` (B, *w.shape), samples in sequence."""
-        flat = signed.reshape(signed.shape[0], -1)
-        sample_idx, elem = torch.nonzero(flat, as_tuple=True)  # ordered by sample
-        sizes = [n for n in torch.bincount(sample_idx, minlength=flat.shape[0]).tolist() if n]
-        return self._apply_event_list(w, device, elem, flat[sample_idx, elem], generator, need_touched, sizes)
+        n_b = signed.shape[0]
+        flat = signed.reshape(-1)
+        n_elem = w.numel()
+        pos = torch.nonzero(flat, as_tuple=True)[0]  # ordered by sample
+        count = flat.index_select(0, pos).to(w.dtype)
+        if pos.numel() == 0 or _affine_form_unknown(device):
+            sample_idx, elem = pos // n_elem, pos % n_elem
+            sizes = [n for n in torch.bincount(sample_idx, minlength=n_b).tolist() if n]
+            return self._apply_event_list(w, device, elem, count, generator, need_touched, sizes)
+        sample_idx = torch.div(pos, n_elem, rounding_mode="floor")
+        elem = pos - sample_idx * n_elem
+        n_abs = count.abs()
+        up = n_abs.sum().add_(count.sum()).mul_(0.5)
+        down = n_abs.sum() - up
+        # one entry per pulse (noise is drawn per pulse); ``owner`` is the event of each pulse
+        reps = n_abs.long()
+        owner = torch.repeat_interleave(reps)
+        p_elem = elem.index_select(0, owner)
+        form = _unit_factors(device, (count < 0).long().index_select(0, owner), p_elem, generator, w.dtype)
+        if form is None:  # not affine after all: the general path (draws its own noise)
+            sizes = [n for n in torch.bincount(sample_idx, minlength=n_b).tolist() if n]
+            return self._apply_event_list(w, device, elem, count, generator, need_touched, sizes)
+        p_target, p_f = form
+        p_lf = _log_factors(p_f)
+        g = torch.zeros(pos.numel(), dtype=torch.float64, device=w.device).index_add_(0, owner, p_lf)
+        target = p_target.index_select(0, torch.cumsum(reps, 0).sub_(reps))
+        if n_b == 1:  # one group per element: nothing after it
+            total, after = g, torch.zeros_like(g)
+        else:  # prefix sums over the samples, densely (B * n_elem is small here)
+            dense = torch.zeros(n_b * n_elem, dtype=torch.float64, device=w.device).index_copy_(0, pos, g)
+            cum = torch.cumsum(dense.view(n_b, n_elem), 0)
+            total = cum[-1].index_select(0, elem)
+            after = total - cum.view(-1).index_select(0, pos)
+        _compose(w.view(-1), device, self._running_sum(n_elem, w.device), elem, g, target, after, total, owner,
+                 p_elem, p_f, p_lf, p_target)
+        return PulseStats(up, down, torch.unique(elem) if need_touched else None)
+
+    def _apply_unit_events(self, w, device, elem, down, slot_sizes, generator, need_touched) -> PulseStats:
+        """Unit pulses (flat element, ``down`` 1 for a down pulse, 0 for an up pulse) listed slot
+        by slot, ``slot_sizes`` per slot. A slot holds distinct elements, so with affine pulse
+        maps (:meth:`Device.pulse_factors`) each slot is one vectorised step w <- t + (w - t) f of
+        its elements, in order; a pulse with f > 1 (moving away from its target) is clamped to
+        the bounds, the exact rule for a single pulse. With many slots the pulses are composed
+        in closed form instead (:func:`_compose`: two small ops per slot rather than three)."""
+        n = elem.numel()
+        down_n = down.sum().to(w.dtype)
+        stats = (n - down_n, down_n)
+        form = None
+        if n and not _affine_form_unknown(device):
+            form = _unit_factors(device, down, elem, generator, w.dtype)
+        if form is None:  # no pulses, or not affine (e.g. additive cycle noise): the general path
+            count = down.to(w.dtype).mul_(-2.0).add_(1.0)
+            self._apply_event_list(w, device, elem, count, generator, False, slot_sizes, unit=True)
+            return PulseStats(*stats, torch.unique(elem) if need_touched else None)
+        target, f = form
+        w_flat = w.view(-1)
+        if len(slot_sizes) > MAX_SLOT_LOOP:
+            self._compose_slots(w_flat, device, elem, target, f, slot_sizes)
+        else:
+            fix = {}
+            away = torch.nonzero(f > 1.0, as_tuple=True)[0]
+            if away.numel():  # per slot: positions in the slot and bounds of its pulses moving away
+                starts = list(itertools.accumulate(slot_sizes, initial=0))
+                for pos, (lo_a, hi_a) in zip(away.tolist(), _bound_pairs(device, elem.index_select(0, away))):
+                    k = bisect.bisect_right(starts, pos) - 1
+                    fix.setdefault(k, []).append((pos - starts[k], lo_a, hi_a))
+            for k, (e_s, t_s, f_s) in enumerate(zip(elem.split(slot_sizes), target.split(slot_sizes),
+                                                    f.split(slot_sizes))):
+                # anchored at the target: t + (w - t) f never passes t for f in [0, 1]
+                new = torch.addcmul(t_s, w_flat.index_select(0, e_s).sub_(t_s), f_s)
+                for loc, lo_a, hi_a in fix.get(k, ()):
+                    v = float(new[loc])
+                    if not lo_a <= v <= hi_a:
+                        new[loc] = min(max(v, lo_a), hi_a)
+                w_flat.index_copy_(0, e_s, new)
+        return PulseStats(*stats, torch.unique(elem) if need_touched else None)
+
+    def _compose_slots(self, w_flat, device, elem, target, f, slot_sizes):
+        """Closed-form composition of unit pulses in many slots (:func:`_compose`): each pulse is
+        a group; the sums of log factors of an element up to each pulse are gathered slot by
+        slot from a per-element running sum."""
+        lf = _log_factors(f)
+        run = self._running_sum(w_flat.numel(), w_flat.device)
+        run.index_fill_(0, elem, 0.0)
+        upto = torch.empty_like(lf)
+        for e_s, lf_s, u_s in zip(elem.split(slot_sizes), lf.split(slot_sizes), upto.split(slot_sizes)):
+            run.index_add_(0, e_s, lf_s)
+            torch.index_select(run, 0, e_s, out=u_s)
+        total = run.index_select(0, elem)
+        after = total - upto
+        owner = torch.arange(elem.numel(), device=elem.device)
+        _compose(w_flat, device, run, elem, lf, target, after, total, owner, elem, f, lf, target)
+
+    def _running_sum(self, n_elem, dev):
+        """Per-element float64 scratch (reset at the touched elements only by its users)."""
+        key = ("run", n_elem, dev)
+        scratch = self.__dict__.setdefault("_scratch", {})
+        buf = scratch.get(key)
+        if buf is None:
+            buf = scratch[key] = torch.zeros(n_elem, dtype=torch.float64, device=dev)
+        return buf
 
     def _apply_event_list(self, w, device, elem, count, generator, need_touched, groups=None,
                           unit=False) -> PulseStats:
@@ -208,36 +315,37 @@ class StochasticEngine(PulseEngine):
 def _sparse_coincidences(x_bits, d_bits, x, d):
     """Coincidences of firing lines in the same slot, without forming (B, out, in).
 
-    Returns (flat element index j * n_in + i, signed count +-1 per pulse, sizes of the
-    non-empty slots) ordered by sample, then slot: a slot holds distinct elements; pulses of one
-    sample and element in different slots are separate events of the same sign, consecutive in
-    that element's order.
+    Returns (flat element index j * n_in + i, 1 for a down pulse and 0 for an up pulse (int64),
+    sizes of the non-empty slots) ordered by sample, then slot: a slot holds distinct elements;
+    pulses of one sample and element in different slots are separate events of the same sign,
+    consecutive in that element's order. Inside a slot the pulses are listed by firing d line.
     """
     n_b, slots, n_in = x_bits.shape
-    xb, xt, xi = torch.nonzero(x_bits, as_tuple=True)
-    db, dt_, dj = torch.nonzero(d_bits, as_tuple=True)
-    slot_x = xb * slots + xt
-    cnt_d = torch.bincount(db * slots + dt_, minlength=n_b * slots)
-    start_d = torch.cumsum(cnt_d, 0) - cnt_d
-    rep = cnt_d.index_select(0, slot_x)  # partners of each firing x line
-    cnt_x = torch.bincount(slot_x, minlength=n_b * slots)
-    slot_sizes = (cnt_x * cnt_d).tolist()  # pulses per slot (pairs are listed slot by slot)
+    n_out = d_bits.shape[2]
+    dev = x.device
+    cnt_x = x_bits.view(n_b * slots, n_in).sum(1)
+    cnt_d = d_bits.view(n_b * slots, n_out).sum(1)
+    slot_sizes = (cnt_x * cnt_d).tolist()  # pulses per slot
     total = sum(slot_sizes)
     if total == 0:
-        return (torch.zeros(0, dtype=torch.long, device=x.device), torch.zeros(0, dtype=x.dtype, device=x.device),
-                [])
-    # per firing line: its sign and its part of the flat element index
-    x_sign = torch.sign(x).view(-1).index_select(0, xb * n_in + xi)
-    d_sign = torch.sign(d).neg_().view(-1).index_select(0, db * d.shape[1] + dj)
-    d_row = dj * n_in
-    # pair p of x event e is (e, start_d[slot] + p - first pair of e)
-    ex = torch.repeat_interleave(torch.arange(xi.numel(), device=x.device), rep, output_size=total)
-    ed = torch.repeat_interleave(start_d.index_select(0, slot_x) - (torch.cumsum(rep, 0) - rep), rep,
-                                 output_size=total)
-    ed += torch.arange(total, device=x.device)
-    elem = d_row.index_select(0, ed).add_(xi.index_select(0, ex))
-    sign = x_sign.index_select(0, ex).mul_(d_sign.index_select(0, ed))
-    return elem, sign, [n for n in slot_sizes if n]
+        empty = torch.zeros(0, dtype=torch.long, device=dev)
+        return empty, empty, []
+    # per firing line its part of a code 4 * (j * n_in + i) + a + b + 1, with a = [x_i < 0] and
+    # b = [d_j < 0]: the pulse goes down (polarity -sign(x_i d_j) < 0) iff a == b iff the code is odd
+    x_code = (x < 0).long().add_(torch.arange(1, 4 * n_in + 1, 4, device=dev))
+    d_code = (d < 0).long().add_(torch.arange(0, 4 * n_in * n_out, 4 * n_in, device=dev))
+    if slots > 1:
+        x_code = x_code[:, None, :].expand(n_b, slots, n_in)
+        d_code = d_code[:, None, :].expand(n_b, slots, n_out)
+    x_code = x_code.reshape(-1).index_select(0, torch.nonzero(x_bits.view(-1), as_tuple=True)[0])
+    d_code = d_code.reshape(-1).index_select(0, torch.nonzero(d_bits.view(-1), as_tuple=True)[0])
+    # firing d line k pairs with the x lines of its slot: x events start_x[slot] .. + cnt_x[slot]
+    rep = torch.repeat_interleave(cnt_x, cnt_d)
+    start = torch.repeat_interleave(torch.cumsum(cnt_x, 0).sub_(cnt_x), cnt_d).sub_(torch.cumsum(rep, 0).sub_(rep))
+    ed = torch.repeat_interleave(rep, output_size=total)
+    ex = start.index_select(0, ed).add_(torch.arange(total, device=dev))
+    code = d_code.index_select(0, ed).add_(x_code.index_select(0, ex))
+    return code >> 2, code & 1, [n for n in slot_sizes if n]
 
 
 def _contiguous_rounds(sizes, dev):
@@ -255,6 +363,17 @@ def _select_device(device, idx):
     """Device whose per-element (1-D) parameters are taken at positions ``idx``."""
     picked = {name: v[idx] for name, v in device.params().items() if isinstance(v, torch.Tensor) and v.dim() > 0}
     return device.with_params(**picked) if picked else device
+
+
+def _bound_pairs(device, e):
+    """[[lo, hi], ...] (Python floats) of the flat elements ``e`` (a few)."""
+    lo, hi = device.bounds()
+    if isinstance(lo, torch.Tensor) and lo.dim() > 0 and isinstance(hi, torch.Tensor) and hi.dim() > 0:
+        table = device.derived("stochastic_bound_pairs", lambda: torch.stack((lo.reshape(-1), hi.reshape(-1)), 1))
+        return table.index_select(0, e).tolist()
+    lo, hi = _bounds_at(device, e)
+    n = e.numel()
+    return list(zip(torch.as_tensor(lo).expand(n).tolist(), torch.as_tensor(hi).expand(n).tolist()))
 
 
 def _bounds_at(device, e):
@@ -304,6 +423,114 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
         w_flat.index_copy_(0, e, new)
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
+
+
+def _unit_factors(device, down, elem, generator, dtype):
+    """(target, factor) of one pulse on each flat element ``elem`` (``down``: 1 for a down pulse,
+    0 for an up pulse, int64), both 1-D of ``dtype``: :meth:`Device.pulse_factors` with unit
+    counts, or None when the device has no affine form. Plain soft-bounds devices with
+    per-element parameters take the same definition (f = max(1 - r (1 + sigma xi), 0), r and
+    the target from rows 2e (up) / 2e + 1 (down) of their pulse table) from 1-D columns of the
+    table, indexed without forming signs."""
+    if (type(device).pulse_factors is SoftBounds.pulse_factors and type(device)._pulse_table is SoftBounds._pulse_table
+            and device._param_shapes()):
+        if device.cycle_noise > 0 and device.cycle_noise_type == "additive":
+            return None
+        rate, target = device.derived("stochastic_unit_columns",
+                                      lambda: tuple(c.contiguous() for c in device._pulse_table().unbind(1)))
+        row = torch.add(down, elem, alpha=2)
+        r = rate.index_select(0, row).to(dtype)
+        t = target.index_select(0, row).to(dtype)
+        if device.cycle_noise == 0:
+            return t, r.neg_().add_(1.0).clamp_(min=0.0)
+        xi = torch.randn(elem.shape, generator=generator, device=elem.device, dtype=dtype)
+        return t, xi.mul_(-device.cycle_noise).sub_(1.0).mul_(r).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
+    sign = down.to(dtype).mul_(-2.0).add_(1.0)
+    form = device.pulse_factors(sign, generator, index=elem, max_count=1)
+    return None if form is None else (form[0], form[1][:, 0])
+
+
+def _affine_form_unknown(device) -> bool:
+    """True when the family has no closed form of its pulses at all (general path at once)."""
+    return type(device).pulse_factors is Device.pulse_factors
+
+
+def _log_factors(f):
+    """log of pulse factors in float64, floored at LOG_FLOOR (a factor 0 lands on the target)."""
+    return torch.log(f.to(torch.float64)).clamp_(min=LOG_FLOOR)
+
+
+def _compose(w_flat, device, acc, elem, g, target, after, total, owner, p_elem, p_f, p_lf, p_target):
+    """Closed-form composition of affine pulses, in place on ``w_flat``.
+
+    Events are groups of pulses of one element with one target t (one sample, or one slot);
+    the groups of an element are applied in their order, each as w <- t + (w - t) exp(g) with g
+    the sum of the log factors of its pulses (same-target maps commute, so the order inside a
+    group is immaterial). Unrolled over the groups of an element,
+
+        w_final = w0 + sum_groups (t - w0) (1 - exp(g)) exp(after),
+
+    ``after`` the sum of the log factors of the element's later groups and ``total`` the sum
+    over all its groups (both per event). The sum is formed per element in float64 in ``acc``
+    (a per-element scratch, only touched elements are written).
+
+    Factors in [0, 1] keep the state between its start and the targets. A factor > 1 (a pulse
+    moving away from its target, multiplicative noise) could cross the opposite bound, where
+    sequential application clamps: the state x above the lower bound obeys
+    x' >= x min(f, 1) - D max(f - 1, 0) for every pulse (D = hi - lo, any target in [lo, hi]),
+    so no clamping happens if (w0 - lo) prod min(f, 1) >= D sum max(f - 1, 0), and the same
+    for the upper bound. Elements that fail this bound are recomposed pulse by pulse with
+    clamping (``p_*``: the pulses in order, ``owner`` their event), with the same factors.
+    """
+    f64 = torch.float64
+    w0 = w_flat.index_select(0, elem).to(f64)
+    delta = (w0 - target.to(f64)).mul_(torch.exp(g).sub_(1.0)).mul_(torch.exp(after))  # (t - w0)(1 - e^g)
+    acc.index_copy_(0, elem, w0)  # duplicates of an element write the same value
+    acc.index_add_(0, elem, delta)
+    new = acc.index_select(0, elem)
+    ap = torch.nonzero(p_f > 1.0, as_tuple=True)[0]  # log factor > 0
+    fix = _away_fix(w_flat, device, w0, total, owner, p_elem, p_f, p_lf, p_target, ap) if ap.numel() else None
+    lo, hi = device.bounds()
+    out = new.to(w_flat.dtype)
+    if not (isinstance(lo, torch.Tensor) and isinstance(hi, torch.Tensor)
+            and lo.dtype == hi.dtype == w_flat.dtype == torch.float32):
+        # float32 state and bounds: the float64 result lies within 1e-15 of [lo, hi], so its
+        # rounding to float32 cannot leave [lo, hi]; otherwise clamp explicitly
+        out = torch.clamp(out, *_bounds_at(device, elem))
+    w_flat.index_copy_(0, elem, out)
+    if fix is not None:
+        w_flat.index_copy_(0, fix[0], fix[1])
+
+
+def _away_fix(w_flat, device, w0, total, owner, p_elem, p_f, p_lf, p_target, ap):
+    """Exact states of the elements whose pulses moving away from their target (positions
+    ``ap``) might cross the opposite bound (see :func:`_compose`); None when there are none.
+    Such pulses are rare (eta < 0), so the bound is checked on Python scalars."""
+    ev = owner.index_select(0, ap)
+    a_elem = p_elem.index_select(0, ap)
+    lo, hi = _bounds_at(device, a_elem)
+    n = ap.numel()
+    lo_l = torch.as_tensor(lo, dtype=torch.float64).expand(n).tolist()
+    hi_l = torch.as_tensor(hi, dtype=torch.float64).expand(n).tolist()
+    info = {}
+    for e, f, lf, w, tot, lo_e, hi_e in zip(a_elem.tolist(), p_f.index_select(0, ap).tolist(),
+                                            p_lf.index_select(0, ap).tolist(), w0.index_select(0, ev).tolist(),
+                                            total.index_select(0, ev).tolist(), lo_l, hi_l):
+        old = info.get(e)
+        info[e] = [w, tot, lo_e, hi_e, f - 1.0, lf] if old is None else old[:4] + [old[4] + f - 1.0, old[5] + lf]
+    bad_l = [e for e, (w, tot, lo_e, hi_e, spread, grow) in info.items()
+             if min(w - lo_e, hi_e - w) * math.exp(tot - grow) <= (hi_e - lo_e) * spread * (1.0 + 1e-6)]
+    if not bad_l:
+        return None
+    bad = torch.tensor(bad_l, dtype=torch.long, device=w_flat.device)
+    sel = torch.nonzero(torch.isin(p_elem, bad), as_tuple=True)[0]  # their pulses, in order
+    state = dict(zip(bad_l, w_flat.index_select(0, bad).tolist()))
+    for e, f, t in zip(p_elem.index_select(0, sel).tolist(), p_f.index_select(0, sel).tolist(),
+                       p_target.index_select(0, sel).tolist()):
+        v = t + (state[e] - t) * f
+        lo_e, hi_e = info[e][2], info[e][3]
+        state[e] = lo_e if v < lo_e else (hi_e if v > hi_e else v)
+    return bad, torch.tensor([state[e] for e in bad_l], dtype=w_flat.dtype, device=w_flat.device)
 
 
 def expected_pulses_per_step(x, d, lr, dw_min) -> float:
