@@ -14,8 +14,7 @@ import pytest
 import torch
 
 from analogtrain.devices import Exponential, SoftBounds
-from analogtrain.pulses import StochasticEngine
-from analogtrain.pulses import stochastic
+from analogtrain.pulses import StochasticEngine, stochastic
 from analogtrain.pulses.base import nominal_dw_min
 
 F64 = torch.float64

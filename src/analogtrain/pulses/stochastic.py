@@ -15,14 +15,21 @@ BL * p_x * p_d = lr |x_i d_j| / dw_min and the expected update is -lr x_i d_j q(
   (:meth:`Device.apply_pulses`; soft-bounds devices compose same-sign pulses exactly in
   closed form).
 
-Implementation: the pulse trains are drawn as bits (B, T, lines); coincidences are formed
-sparsely (only pairs of firing lines in the same slot), so the cost scales with the number of
-pulses, not with B * out * in (small arrays use a dense batched matmul instead). Events
-(sample, element, signed count) are applied in rounds of distinct elements: with few samples
-or slots each of them is a round (a slot never hits an element twice); otherwise round r holds
-the r-th event of every element (elements hit once, the large majority, all go into round 0).
-Soft-bounds devices compose the pulses of an event exactly in closed form
-(:meth:`~analogtrain.devices.SoftBounds.pulse_factors`), other families pulse by pulse.
+Implementation: the pulse trains are drawn as bits (B, T, lines). Large arrays form the
+coincidences sparsely (only pairs of firing lines in the same slot), so the cost scales with the
+number of pulses, not with B * out * in; a slot never hits an element twice. For devices with
+affine pulse maps (:meth:`~analogtrain.devices.Device.pulse_factors`, soft bounds: every pulse is
+w <- t + (w - t) f with a state-independent target t and factor f, the noise drawn per pulse)
+each slot is then one vectorised step over its elements, slot after slot (the exact sequential
+order); a pulse with f > 1 (moving away from its target under multiplicative noise) is clamped
+to the bounds, which is the exact rule for a single pulse. Small arrays (B * out * in up to
+``DENSE_LIMIT``) count pulses per sample and element with a batched matmul; pulses of one
+sample and element share their target, so they commute, and the samples are composed in closed
+form from prefix sums of log factors over the samples (:func:`_compose`); an element whose
+pulses moving away from the target could reach the opposite bound (checked with a provable
+bound) is recomposed pulse by pulse with clamping, with the same factors. Other families, and
+soft bounds with additive noise, are applied in rounds of distinct elements pulse by pulse
+(``_apply_event_list``).
 """
 
 from __future__ import annotations
@@ -44,12 +51,13 @@ from .base import (
     nominal_dw_min,
 )
 
-#: arrays with B * out * in up to this size count coincidences densely (a batched matmul)
+#: arrays with B * out * in up to this size count coincidences densely (a batched matmul); the
+#: sparse path (cost ~ pulses + slots) is cheaper above it on one CPU thread
 DENSE_LIMIT = 1 << 14
 #: up to this many samples / slots, each is a round of its own (no ranking of events needed)
 MAX_GROUP_ROUNDS = 16
-#: sparse coincidences of affine devices: up to this many slots, a running per-element sum is
-#: gathered slot by slot (two small ops per slot); beyond, rounds of distinct elements are used
+#: sparse coincidences of affine devices: up to this many slots each slot is a step of its own
+#: (three ops per slot); beyond, the pulses are composed in closed form (two ops per slot)
 MAX_SLOT_LOOP = 512
 #: log factors are floored here: exp(-64) ~ 1.6e-28 is a factor 0 (a pulse that lands exactly on
 #: its target) to far below float64 resolution, and keeps the sums finite
@@ -212,8 +220,9 @@ class StochasticEngine(PulseEngine):
                     fix.setdefault(k, []).append((pos - starts[k], lo_a, hi_a))
             for k, (e_s, t_s, f_s) in enumerate(zip(elem.split(slot_sizes), target.split(slot_sizes),
                                                     f.split(slot_sizes))):
-                # anchored at the target: t + (w - t) f never passes t for f in [0, 1]
-                new = torch.addcmul(t_s, w_flat.index_select(0, e_s).sub_(t_s), f_s)
+                # t + f (w - t), anchored at the end that the factor is closer to, so for f in
+                # [0, 1] the result never passes t in rounding (torch.lerp)
+                new = torch.lerp(t_s, w_flat.index_select(0, e_s), f_s)
                 for loc, lo_a, hi_a in fix.get(k, ()):
                     v = float(new[loc])
                     if not lo_a <= v <= hi_a:
@@ -444,7 +453,8 @@ def _unit_factors(device, down, elem, generator, dtype):
         if device.cycle_noise == 0:
             return t, r.neg_().add_(1.0).clamp_(min=0.0)
         xi = torch.randn(elem.shape, generator=generator, device=elem.device, dtype=dtype)
-        return t, xi.mul_(-device.cycle_noise).sub_(1.0).mul_(r).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
+        # 1 - r (1 + s xi) = (1 - r) - s r xi
+        return t, torch.addcmul(r.neg().add_(1.0), r, xi, value=-device.cycle_noise).clamp_(min=0.0)
     sign = down.to(dtype).mul_(-2.0).add_(1.0)
     form = device.pulse_factors(sign, generator, index=elem, max_count=1)
     return None if form is None else (form[0], form[1][:, 0])
@@ -529,7 +539,7 @@ def _away_fix(w_flat, device, w0, total, owner, p_elem, p_f, p_lf, p_target, ap)
                        p_target.index_select(0, sel).tolist()):
         v = t + (state[e] - t) * f
         lo_e, hi_e = info[e][2], info[e][3]
-        state[e] = lo_e if v < lo_e else (hi_e if v > hi_e else v)
+        state[e] = min(max(v, lo_e), hi_e)
     return bad, torch.tensor([state[e] for e in bad_l], dtype=w_flat.dtype, device=w_flat.device)
 
 
