@@ -153,16 +153,13 @@ class StochasticEngine(PulseEngine):
     def apply_events(self, w, device, signed, generator=None, need_touched=False) -> PulseStats:
         """Apply signed per-sample pulse counts ``signed`` (B, *w.shape), samples in sequence."""
         n_b = signed.shape[0]
-        flat = signed.reshape(-1)
         n_elem = w.numel()
-        pos = torch.nonzero(flat, as_tuple=True)[0]  # ordered by sample
-        count = flat.index_select(0, pos).to(w.dtype)
+        sample_idx, elem = torch.nonzero(signed.reshape(n_b, n_elem), as_tuple=True)  # ordered by sample
+        pos = torch.add(elem, sample_idx, alpha=n_elem)
+        count = signed.reshape(-1).index_select(0, pos).to(w.dtype)
         if pos.numel() == 0 or _affine_form_unknown(device):
-            sample_idx, elem = pos // n_elem, pos % n_elem
             sizes = [n for n in torch.bincount(sample_idx, minlength=n_b).tolist() if n]
             return self._apply_event_list(w, device, elem, count, generator, need_touched, sizes)
-        sample_idx = torch.div(pos, n_elem, rounding_mode="floor")
-        elem = pos - sample_idx * n_elem
         n_abs = count.abs()
         up = n_abs.sum().add_(count.sum()).mul_(0.5)
         down = n_abs.sum() - up
@@ -185,8 +182,7 @@ class StochasticEngine(PulseEngine):
             cum = torch.cumsum(dense.view(n_b, n_elem), 0)
             total = cum[-1].index_select(0, elem)
             after = total - cum.view(-1).index_select(0, pos)
-        _compose(w.view(-1), device, self._running_sum(n_elem, w.device), elem, g, target, after, total, owner,
-                 p_elem, p_f, p_lf, p_target)
+        _compose(w.view(-1), device, None, elem, g, target, after, total, owner, p_elem, p_f, p_lf, p_target)
         return PulseStats(up, down, torch.unique(elem) if need_touched else None)
 
     def _apply_unit_events(self, w, device, elem, down, slot_sizes, generator, need_touched) -> PulseStats:
@@ -482,7 +478,8 @@ def _compose(w_flat, device, acc, elem, g, target, after, total, owner, p_elem, 
 
     ``after`` the sum of the log factors of the element's later groups and ``total`` the sum
     over all its groups (both per event). The sum is formed per element in float64 in ``acc``
-    (a per-element scratch, only touched elements are written).
+    (a per-element scratch, only touched elements are written), or over a float64 copy of the
+    whole state when ``acc`` is None (small arrays).
 
     Factors in [0, 1] keep the state between its start and the targets. A factor > 1 (a pulse
     moving away from its target, multiplicative noise) could cross the opposite bound, where
@@ -495,19 +492,29 @@ def _compose(w_flat, device, acc, elem, g, target, after, total, owner, p_elem, 
     f64 = torch.float64
     w0 = w_flat.index_select(0, elem).to(f64)
     delta = (w0 - target.to(f64)).mul_(torch.exp(g).sub_(1.0)).mul_(torch.exp(after))  # (t - w0)(1 - e^g)
-    acc.index_copy_(0, elem, w0)  # duplicates of an element write the same value
-    acc.index_add_(0, elem, delta)
-    new = acc.index_select(0, elem)
     ap = torch.nonzero(p_f > 1.0, as_tuple=True)[0]  # log factor > 0
     fix = _away_fix(w_flat, device, w0, total, owner, p_elem, p_f, p_lf, p_target, ap) if ap.numel() else None
     lo, hi = device.bounds()
-    out = new.to(w_flat.dtype)
-    if not (isinstance(lo, torch.Tensor) and isinstance(hi, torch.Tensor)
-            and lo.dtype == hi.dtype == w_flat.dtype == torch.float32):
-        # float32 state and bounds: the float64 result lies within 1e-15 of [lo, hi], so its
-        # rounding to float32 cannot leave [lo, hi]; otherwise clamp explicitly
-        out = torch.clamp(out, *_bounds_at(device, elem))
-    w_flat.index_copy_(0, elem, out)
+    # float32 state and bounds: the float64 result lies within 1e-15 of [lo, hi], so its rounding
+    # to float32 cannot leave [lo, hi]; otherwise clamp explicitly
+    exact_cast = (isinstance(lo, torch.Tensor) and isinstance(hi, torch.Tensor)
+                  and lo.dtype == hi.dtype == w_flat.dtype == torch.float32)
+    if acc is None:  # small array: accumulate over all of it (untouched elements round-trip exactly)
+        full = w_flat.to(f64, copy=True).index_add_(0, elem, delta)
+        if not exact_cast:
+            if isinstance(lo, torch.Tensor) or isinstance(hi, torch.Tensor):
+                full = torch.clamp(full, torch.as_tensor(lo, dtype=f64, device=full.device).reshape(-1),
+                                   torch.as_tensor(hi, dtype=f64, device=full.device).reshape(-1))
+            else:
+                full.clamp_(lo, hi)
+        w_flat.copy_(full)
+    else:
+        acc.index_copy_(0, elem, w0)  # duplicates of an element write the same value
+        acc.index_add_(0, elem, delta)
+        out = acc.index_select(0, elem).to(w_flat.dtype)
+        if not exact_cast:
+            out = torch.clamp(out, *_bounds_at(device, elem))
+        w_flat.index_copy_(0, elem, out)
     if fix is not None:
         w_flat.index_copy_(0, fix[0], fix[1])
 
