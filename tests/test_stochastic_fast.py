@@ -283,3 +283,25 @@ def test_mean_update_matches_closed_form_expectation(monkeypatch, dense_limit):
     compact = w0 + bl[0] * p * r * (target - w0)
     curvature = bl[0] * (p * r) ** 2 * (target - w0).abs()
     assert torch.all((mean - compact).abs() <= 5 * se + 2 * curvature)
+
+
+@pytest.mark.parametrize("update_management", [True, False])
+@pytest.mark.parametrize("bl_management", [True, False])
+def test_per_sample_rule_on_floats_equals_the_tensor_rule(monkeypatch, update_management, bl_management):
+    """Small batches run the BL / probability rule on Python floats, large ones on (B,) tensors:
+    the same bit lengths and probabilities to float32 rounding (saturated, unsaturated and zero rows)."""
+    eng = StochasticEngine(update_management=update_management, bl_management=bl_management)
+    g = gen(21)
+    x = torch.randn(40, 30, generator=g)
+    d = torch.randn(40, 12, generator=g) * torch.logspace(-4, 0, 40)[:, None]
+    x[3] = 0.0
+    small = eng.train_probabilities(x.clone(), d.clone(), 0.1, 1e-3)
+    monkeypatch.setattr(stochastic, "SCALAR_RULE_MAX_BATCH", 0)
+    large = eng.train_probabilities(x.clone(), d.clone(), 0.1, 1e-3)
+    assert torch.equal(small[0], large[0])
+    if bl_management:  # both regimes present: BL 1 (small k) and saturated at 31
+        assert 1.0 in small[0].tolist() and 31.0 in small[0].tolist()
+    else:
+        assert set(small[0].tolist()) == {31.0}
+    for a, b in zip(small[1:], large[1:]):
+        torch.testing.assert_close(a, b, rtol=4e-7, atol=1e-7)

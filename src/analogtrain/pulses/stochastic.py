@@ -54,6 +54,8 @@ from .base import (
 #: arrays with B * out * in up to this size count coincidences densely (a batched matmul); the
 #: sparse path (cost ~ pulses + slots) is cheaper above it on one CPU thread
 DENSE_LIMIT = 1 << 14
+#: up to this many samples the per-sample BL / probability rule runs on Python floats
+SCALAR_RULE_MAX_BATCH = 64
 #: up to this many samples / slots, each is a round of its own (no ranking of events needed)
 MAX_GROUP_ROUNDS = 16
 #: sparse coincidences of affine devices: up to this many slots each slot is a step of its own
@@ -80,30 +82,53 @@ class StochasticEngine(PulseEngine):
     # ------------------------------------------------------------------ pulse trains
     def train_probabilities(self, x, d, lr, dw_min):
         """Per-sample bit lengths and line probabilities: (BL (B,), p_x (B, in), p_d (B, out))."""
+        bl, p_x, p_d, _ = self._train_probabilities(x, d, lr, dw_min)
+        return bl, p_x, p_d
+
+    def _train_probabilities(self, x, d, lr, dw_min):
+        """:meth:`train_probabilities` plus the number of slots T = max BL_b (an int). Up to
+        ``SCALAR_RULE_MAX_BATCH`` samples the per-sample rule runs on Python floats (about ten
+        fewer tensor operations per call than on (B,) tensors; same rule)."""
         x_abs, d_abs = x.abs(), d.abs()
-        x_max = x_abs.amax(dim=1).clamp_min_(1e-30)
-        d_max = d_abs.amax(dim=1).clamp_min_(1e-30)
+        if x.shape[0] > SCALAR_RULE_MAX_BATCH:
+            x_max = x_abs.amax(dim=1).clamp_min_(1e-30)
+            d_max = d_abs.amax(dim=1).clamp_min_(1e-30)
+            bl, scale_x, scale_d = self._bl_rule(x_max, d_max, lr, dw_min, torch.ceil, torch.sqrt,
+                                                 lambda v: v.clamp(max=1.0))
+            slots = int(bl.max().item())
+        else:
+            rows = [self._bl_rule(max(xm, 1e-30), max(dm, 1e-30), lr, dw_min, math.ceil, math.sqrt,
+                                  lambda v: min(v, 1.0))
+                    for xm, dm in zip(x_abs.amax(dim=1).tolist(), d_abs.amax(dim=1).tolist())]
+            bl_l, sx_l, sd_l = zip(*rows) if rows else ((), (), ())
+            slots = int(max(bl_l)) if rows else 1
+            bl, scale_x, scale_d = (torch.tensor(v, dtype=x.dtype, device=x.device) for v in (bl_l, sx_l, sd_l))
+        p_x = x_abs.mul_(scale_x[:, None]).clamp_(max=1.0)
+        p_d = d_abs.mul_(scale_d[:, None]).clamp_(max=1.0)
+        return bl, p_x, p_d, slots
+
+    def _bl_rule(self, x_max, d_max, lr, dw_min, ceil, sqrt, at_most_one):
+        """BL and the x / d line scales of one sample (floats) or of all samples ((B,) tensors)."""
         k = x_max * d_max * (lr / dw_min)
         if self.bl_management:
-            bl = torch.ceil(k).clamp_(1, self.bit_length)
+            bl = ceil(k)
+            bl = (bl.clamp(1, self.bit_length) if isinstance(bl, torch.Tensor)
+                  else min(max(bl, 1), self.bit_length))
         else:
-            bl = torch.full_like(x_max, float(self.bit_length))
+            bl = k * 0 + float(self.bit_length)
         c = (lr / dw_min) / bl
         if self.update_management:
             # aihwkit: when the bit length saturates (k > BL), max|d| is replaced by max|d| BL / k
-            d_val = d_max * (bl / k).clamp_(max=1.0)
-            scale_x = torch.sqrt(c * d_val / x_max)
+            d_val = d_max * at_most_one(bl / k)
+            scale_x = sqrt(c * d_val / x_max)
             scale_d = c / scale_x  # scale_x * scale_d = c = lr / (dw_min BL)
         else:
-            scale_x = scale_d = torch.sqrt(c)
-        p_x = x_abs.mul_(scale_x[:, None]).clamp_(max=1.0)
-        p_d = d_abs.mul_(scale_d[:, None]).clamp_(max=1.0)
-        return bl, p_x, p_d
+            scale_x = scale_d = sqrt(c)
+        return bl, scale_x, scale_d
 
     def pulse_trains(self, x, d, lr, dw_min, generator=None):
         """Bits of the pulse trains: x_bits (B, T, in) and d_bits (B, T, out), T = max BL_b."""
-        bl, p_x, p_d = self.train_probabilities(x, d, lr, dw_min)
-        slots = int(bl.max().item())
+        bl, p_x, p_d, slots = self._train_probabilities(x, d, lr, dw_min)
         b, n_in = x.shape
         n_out = d.shape[1]
         dev, dt = x.device, x.dtype
