@@ -196,7 +196,7 @@ class Device:
         R = clamp(dW * rates, min=0) of shape (2, *w.shape) (row 0 > 0 only where dW > 0,
         row 1 only where dW < 0) the update is w.lerp_(w_max, R[0]).lerp_(w_min, R[1]), and
         the up / down pulse counts are sum(R[k] * count_weights[k])."""
-        return None
+        return
 
     def q_signed(self, w: torch.Tensor, sign: torch.Tensor) -> torch.Tensor:
         """q_plus(w) where sign > 0, q_minus(w) elsewhere."""

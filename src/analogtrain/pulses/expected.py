@@ -18,7 +18,6 @@ import torch
 
 from .base import PulseEngine, PulseStats
 
-
 #: arrays with at least this many elements bound max |dW| from the inputs of a rank update
 #: (skipping the clamp of steps at the bounds); smaller ones just clamp
 BOUND_FROM_INPUTS_MIN = 1 << 15
