@@ -6,7 +6,7 @@ Model, data and optimiser follow aihwkit's peer benchmark (reference/aihwkit_pee
 sigmoid MLP 784-256-128-10 with log-softmax + NLL, inputs x ~ U(0, 1), random labels, lr 0.05,
 every layer analog, Analog SGD, device preset ``aihwkit_softbounds`` (aihwkit SoftBoundsDevice
 defaults), default periphery IO() (7-bit DAC, 9-bit ADC, out_noise 0.06, abs-max noise
-management, iterative bound management). Configurations:
+management, iterative bound management; ``--io perfect`` for exact MVMs). Configurations:
 
 - ``torch``: plain PyTorch (nn.Linear + torch.optim.SGD);
 - ``expected``: Analog SGD with the expected (compact-model) engine;
@@ -60,6 +60,8 @@ def parse_args(argv=None):
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--min-time", type=float, default=2.0, help="seconds per timed run")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--io", choices=["default", "perfect"], default="default",
+                   help="periphery of the analog configs: IO() (aihwkit's defaults) or IO.perfect() (exact MVMs)")
     p.add_argument("--match-pulses", action="store_true",
                    help="scale the stochastic engine's lr per batch size so that its update pulses per step "
                         "equal aihwkit's reported figures (same pulse statistics)")
@@ -69,14 +71,14 @@ def parse_args(argv=None):
     return args
 
 
-def make_model(config: str, device: str, seed: int):
+def make_model(config: str, device: str, seed: int, io: str = "default"):
     torch.manual_seed(seed)
     net = nn.Sequential(nn.Linear(784, 256), nn.Sigmoid(), nn.Linear(256, 128), nn.Sigmoid(), nn.Linear(128, 10),
                         nn.LogSoftmax(dim=1))
     if config == "torch":
         return net.to(device)
     cfg = at.AnalogConfig(algorithm=at.algorithms.AnalogSGD(), device=at.devices.get_preset("aihwkit_softbounds"),
-                          io=at.IO(), engine=config)
+                          io=at.IO.perfect() if io == "perfect" else at.IO(), engine=config)
     return at.convert(net, cfg, seed=seed).to(device)
 
 
@@ -102,7 +104,7 @@ def sync(device: str) -> None:
 
 def pulses_per_step(config: str, bs: int, lr: float, args, n: int = 15) -> float:
     """Mean update pulses per step over n steps of a fresh model (after 5 warm-up steps)."""
-    net = make_model(config, args.device, args.seed)
+    net = make_model(config, args.device, args.seed, args.io)
     opt = make_optimizer(config, net, lr)
     gen = torch.Generator().manual_seed(args.seed + 1)
     lossf = nn.NLLLoss()
@@ -122,7 +124,7 @@ def time_config(config: str, bs: int, args) -> dict:
     lr = args.lr
     if args.match_pulses and config == "stochastic" and bs in AIHWKIT_PULSES:
         lr = args.lr * AIHWKIT_PULSES[bs] / pulses_per_step(config, bs, args.lr, args)
-    net = make_model(config, dev, args.seed)
+    net = make_model(config, dev, args.seed, args.io)
     opt = make_optimizer(config, net, lr)
     lossf = nn.NLLLoss()
     gen = torch.Generator().manual_seed(args.seed)
@@ -181,7 +183,7 @@ def env_info(args) -> dict:
         pass
     info = {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),
             "nproc": os.cpu_count(), "cpu": cpu, "device": args.device, "lr": args.lr,
-            "min_time": args.min_time, "repeats": args.repeats}
+            "min_time": args.min_time, "repeats": args.repeats, "io": args.io}
     if args.device.startswith("cuda"):
         info["gpu"] = torch.cuda.get_device_name()
     return info
