@@ -305,3 +305,24 @@ def test_per_sample_rule_on_floats_equals_the_tensor_rule(monkeypatch, update_ma
         assert set(small[0].tolist()) == {31.0}
     for a, b in zip(small[1:], large[1:]):
         torch.testing.assert_close(a, b, rtol=4e-7, atol=1e-7)
+
+
+@pytest.mark.parametrize("cycle_noise", [0.0, 0.3])
+def test_soft_bounds_unit_pulse_factors_equal_the_generic_definition(cycle_noise):
+    """SoftBounds.unit_pulse_factors (1-D table columns) gives the same targets and factors as
+    the generic Device.unit_pulse_factors (pulse_factors with unit counts), same draws."""
+    from analogtrain.devices.base import Device
+
+    base = SoftBounds(up_slope=1.1, down_slope=0.9, w_max=0.6, w_min=-0.5, dw_min=0.01, cycle_noise=cycle_noise, cycle_noise_type="multiplicative",
+                      device_to_device={"dw_min": 0.3, "w_max": 0.2, "w_min": 0.2})
+    dev = base.sample((7, 9), gen(5), dtype=F64)
+    g = gen(6)
+    elem = torch.randint(0, 63, (500,), generator=g)
+    down = torch.randint(0, 2, (500,), generator=g)
+    fast = dev.unit_pulse_factors(down, elem, gen(7), F64)
+    generic = Device.unit_pulse_factors(dev, down, elem, gen(7), F64)
+    torch.testing.assert_close(fast[0], generic[0], rtol=0, atol=0)
+    torch.testing.assert_close(fast[1], generic[1], rtol=0, atol=1e-15)
+    assert torch.equal(fast[0], torch.where(down.bool(), dev.w_min.reshape(-1)[elem], dev.w_max.reshape(-1)[elem]))
+    assert SoftBounds(tau=0.6, dw_min=0.01, cycle_noise=0.1, cycle_noise_type="additive").sample(
+        (2, 2), gen(8), dtype=F64).unit_pulse_factors(down[:3] * 0, elem[:3] % 4, gen(9), F64) is None

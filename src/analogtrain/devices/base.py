@@ -246,6 +246,16 @@ class Device:
         """
         return
 
+    def unit_pulse_factors(self, down: torch.Tensor, index: torch.Tensor,
+                           generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32):
+        """(target, factor) of one pulse on each flat element ``index``, both 1-D of ``dtype``:
+        :meth:`pulse_factors` with unit counts (``down``: int64, 1 for a down pulse, 0 for an up
+        pulse; one noise draw per pulse). None when the family has no affine form. Families may
+        override with a cheaper lookup of the same definition."""
+        sign = down.to(dtype).mul_(-2.0).add_(1.0)
+        form = self.pulse_factors(sign, generator, index=index, max_count=1)
+        return None if form is None else (form[0], form[1][:, 0])
+
     def derived(self, name: str, compute):
         """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a
         parameter object is replaced (``with_params``, ``sample``, ``to``)."""

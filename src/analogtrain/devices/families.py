@@ -237,6 +237,27 @@ class SoftBounds(Device):
             f = active.mul_(f.sub_(1.0)).add_(1.0)
         return target, f
 
+    def unit_pulse_factors(self, down, index, generator=None, dtype=torch.float32):
+        """Same definition as :meth:`pulse_factors` with unit counts, f = max(1 - r (1 + sigma
+        xi), 0), with r and the target read from 1-D per-element columns of the pulse table
+        (row 2e: up, 2e + 1: down), indexed without forming signs. Scalar parameters and
+        subclasses with other pulse maps take the generic route."""
+        if (type(self).pulse_factors is not SoftBounds.pulse_factors
+                or type(self)._pulse_table is not SoftBounds._pulse_table or not self._param_shapes()):
+            return super().unit_pulse_factors(down, index, generator, dtype)
+        if self.cycle_noise > 0 and self.cycle_noise_type == "additive":
+            return None
+        rate, target = self.derived("unit_pulse_columns",
+                                    lambda: tuple(c.contiguous() for c in self._pulse_table().unbind(1)))
+        row = torch.add(down, index, alpha=2)
+        r = rate.index_select(0, row).to(dtype)
+        t = target.index_select(0, row).to(dtype)
+        if self.cycle_noise == 0:
+            return t, r.neg_().add_(1.0).clamp_(min=0.0)
+        xi = torch.randn(index.shape, generator=generator, device=index.device, dtype=dtype)
+        # 1 - r (1 + s xi) = (1 - r) - s r xi
+        return t, torch.addcmul(r.neg().add_(1.0), r, xi, value=-self.cycle_noise).clamp_(min=0.0)
+
     def apply_pulses(self, w, counts, generator=None):
         """Pulses in sequence through :meth:`pulse_factors`: exact, including the clamping of a
         pulse that moves a state away from its target (eta < 0) past the opposite bound."""

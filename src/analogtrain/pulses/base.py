@@ -25,7 +25,7 @@ class PulseStats:
 
     up: torch.Tensor
     down: torch.Tensor
-    #: flat indices or mask of elements that received pulses (only when asked for)
+    #: flat indices (may repeat) or mask of elements that received pulses (only when asked for)
     touched: torch.Tensor | None = None
 
 

@@ -41,7 +41,6 @@ import math
 import torch
 
 from ..devices.base import Device
-from ..devices.families import SoftBounds
 from .base import (
     PulseEngine,
     PulseStats,
@@ -208,7 +207,7 @@ class StochasticEngine(PulseEngine):
             total = cum[-1].index_select(0, elem)
             after = total - cum.view(-1).index_select(0, pos)
         _compose(w.view(-1), device, None, elem, g, target, after, total, owner, p_elem, p_f, p_lf, p_target)
-        return PulseStats(up, down, torch.unique(elem) if need_touched else None)
+        return PulseStats(up, down, elem if need_touched else None)
 
     def _apply_unit_events(self, w, device, elem, down, slot_sizes, generator, need_touched) -> PulseStats:
         """Unit pulses (flat element, ``down`` 1 for a down pulse, 0 for an up pulse) listed slot
@@ -226,7 +225,7 @@ class StochasticEngine(PulseEngine):
         if form is None:  # no pulses, or not affine (e.g. additive cycle noise): the general path
             count = down.to(w.dtype).mul_(-2.0).add_(1.0)
             self._apply_event_list(w, device, elem, count, generator, False, slot_sizes, unit=True)
-            return PulseStats(*stats, torch.unique(elem) if need_touched else None)
+            return PulseStats(*stats, elem if need_touched else None)
         target, f = form
         w_flat = w.view(-1)
         if len(slot_sizes) > MAX_SLOT_LOOP:
@@ -249,7 +248,7 @@ class StochasticEngine(PulseEngine):
                     if not lo_a <= v <= hi_a:
                         new[loc] = min(max(v, lo_a), hi_a)
                 w_flat.index_copy_(0, e_s, new)
-        return PulseStats(*stats, torch.unique(elem) if need_touched else None)
+        return PulseStats(*stats, elem if need_touched else None)
 
     def _compose_slots(self, w_flat, device, elem, target, f, slot_sizes):
         """Closed-form composition of unit pulses in many slots (:func:`_compose`): each pulse is
@@ -304,7 +303,7 @@ class StochasticEngine(PulseEngine):
                 w_flat[e] = dev_r.apply_pulses(w_flat[e], c, generator)
         else:
             _apply_affine(w_flat, device, elem, form, rounds, rank)
-        touched = torch.unique(elem) if need_touched else None
+        touched = elem if need_touched else None
         return PulseStats(up, down, touched)
 
     def _rounds(self, elem, n_elem):
@@ -457,28 +456,8 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
 
 def _unit_factors(device, down, elem, generator, dtype):
     """(target, factor) of one pulse on each flat element ``elem`` (``down``: 1 for a down pulse,
-    0 for an up pulse, int64), both 1-D of ``dtype``: :meth:`Device.pulse_factors` with unit
-    counts, or None when the device has no affine form. Plain soft-bounds devices with
-    per-element parameters take the same definition (f = max(1 - r (1 + sigma xi), 0), r and
-    the target from rows 2e (up) / 2e + 1 (down) of their pulse table) from 1-D columns of the
-    table, indexed without forming signs."""
-    if (type(device).pulse_factors is SoftBounds.pulse_factors and type(device)._pulse_table is SoftBounds._pulse_table
-            and device._param_shapes()):
-        if device.cycle_noise > 0 and device.cycle_noise_type == "additive":
-            return None
-        rate, target = device.derived("stochastic_unit_columns",
-                                      lambda: tuple(c.contiguous() for c in device._pulse_table().unbind(1)))
-        row = torch.add(down, elem, alpha=2)
-        r = rate.index_select(0, row).to(dtype)
-        t = target.index_select(0, row).to(dtype)
-        if device.cycle_noise == 0:
-            return t, r.neg_().add_(1.0).clamp_(min=0.0)
-        xi = torch.randn(elem.shape, generator=generator, device=elem.device, dtype=dtype)
-        # 1 - r (1 + s xi) = (1 - r) - s r xi
-        return t, torch.addcmul(r.neg().add_(1.0), r, xi, value=-device.cycle_noise).clamp_(min=0.0)
-    sign = down.to(dtype).mul_(-2.0).add_(1.0)
-    form = device.pulse_factors(sign, generator, index=elem, max_count=1)
-    return None if form is None else (form[0], form[1][:, 0])
+    0 for an up pulse, int64): :meth:`Device.unit_pulse_factors`, or None without an affine form."""
+    return device.unit_pulse_factors(down, elem, generator, dtype)
 
 
 def _affine_form_unknown(device) -> bool:
