@@ -195,7 +195,9 @@ class AnalogArray:
             touched = stats.touched
             noise = torch.randn(self.shape, generator=self.generator, device=self.torch_device, dtype=self.dtype)
             noise = noise * (self.device.dw_min * self.device.write_noise)
-            if touched.dtype == torch.bool:
+            if touched.is_floating_point():  # a 0/1 mask: weight 1 takes the new draw exactly
+                self.write_offset = torch.lerp(self.write_offset, noise, touched.to(noise.dtype))
+            elif touched.dtype == torch.bool:
                 self.write_offset = torch.where(touched, noise, self.write_offset)
             else:
                 flat = self.write_offset.view(-1)

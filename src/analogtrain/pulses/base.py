@@ -25,7 +25,8 @@ class PulseStats:
 
     up: torch.Tensor
     down: torch.Tensor
-    #: flat indices (may repeat) or mask of elements that received pulses (only when asked for)
+    #: flat indices (may repeat), a bool mask or a 0/1 float mask of the elements that received
+    #: pulses (only when asked for)
     touched: torch.Tensor | None = None
 
 

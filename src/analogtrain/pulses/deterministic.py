@@ -39,7 +39,7 @@ class DeterministicEngine(PulseEngine):
         w.copy_(apply_pulse_counts(w, device, counts, generator))
         up = counts.clamp_min(0).sum()
         down = (-counts).clamp_min(0).sum()
-        return PulseStats(up, down, (counts != 0) if need_touched else None)
+        return PulseStats(up, down, torch.sign(counts).abs_() if need_touched else None)
 
     def describe(self):
         return {"engine": self.name, "bit_length": self.bit_length, "rounding": self.rounding}

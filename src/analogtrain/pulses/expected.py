@@ -42,7 +42,7 @@ class ExpectedEngine(PulseEngine):
             n = low + (u < n - low).to(n.dtype)
             delta = torch.sign(delta) * n * device.dw_min
             delta_is_work = False
-        touched = (delta != 0) if need_touched else None
+        touched = torch.sign(delta).abs_() if need_touched else None  # a 0/1 float mask (bool masks are slow here)
         plan = device.expected_plan(w)
         if plan is not None:
             up, down = self._interpolate(w, device, plan, delta, max_step)
