@@ -198,3 +198,32 @@ def test_weight_mirror_follows_the_arrays_and_ignores_edits():
     layer.arrays["W"].update(torch.full((4, 6), -0.02))
     out = torch.empty(4, 6)
     assert torch.equal(layer.arrays["W"].read_into(out), layer.arrays["W"].read())
+
+
+def test_weight_mirror_survives_deepcopy_state_dict_and_inference_mode():
+    """The in-place mirror stays consistent through copy.deepcopy, a state_dict round trip and
+    torch.inference_mode (no stale weights, no in-place errors)."""
+    import copy
+
+    gen = torch.Generator().manual_seed(5)
+    cfg = perfect_config(AnalogSGD(), engine="stochastic")
+    net = at.convert(nn.Sequential(nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 3)), cfg)
+    opt = at.optim.AnalogSGD(net.parameters(), lr=0.5)
+    x = torch.rand(6, 5, generator=gen)
+    for _ in range(3):
+        opt.zero_grad()
+        net(x).sum().backward()
+        opt.step()
+    twin = copy.deepcopy(net)
+    assert torch.equal(twin(x), net(x))
+    with torch.inference_mode():
+        before = net(x)
+    net[0].arrays["W"].update(torch.full((4, 5), 0.05))
+    with torch.inference_mode():
+        after = net(x)
+    assert not torch.equal(before, after)  # the update is seen inside inference mode too
+    assert torch.equal(net[0].weight, net[0].arrays["W"].read())
+    fresh = at.convert(nn.Sequential(nn.Linear(5, 4), nn.Sigmoid(), nn.Linear(4, 3)), cfg)
+    fresh.load_state_dict(net.state_dict())
+    assert torch.equal(fresh[0].weight, net[0].weight) and torch.equal(fresh(x), net(x))
+    assert not torch.equal(twin(x), net(x))  # the copy is independent of the original
