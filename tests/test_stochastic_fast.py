@@ -96,7 +96,7 @@ def test_unit_pulses_match_sequential_reference(monkeypatch, sigma, near, slot_l
         elem, down, sizes = stochastic._sparse_coincidences(x_bits, d_bits, x, d)
         assert len(sizes) > n_b  # several slots per sample
         assert int(torch.bincount(elem).max()) >= 4  # elements hit several times
-        target, f = stochastic._unit_factors(dev, down, elem, gen(100 + seed), F64)
+        target, f = dev.unit_pulse_factors(down, elem, gen(100 + seed), F64)
         ref, clamped = sequential(w0, dev, elem, target, f)
         clamped_total += clamped
         w = w0.clone()
@@ -136,7 +136,7 @@ def test_dense_counts_match_sequential_reference(sigma, near, n_b):
         owner = torch.repeat_interleave(count.abs().long())
         p_elem = (pos % (shape[0] * shape[1]))[owner]
         p_down = (count < 0).long()[owner]
-        target, f = stochastic._unit_factors(dev, p_down, p_elem, gen(200 + seed), F64)
+        target, f = dev.unit_pulse_factors(p_down, p_elem, gen(200 + seed), F64)
         ref, clamped = sequential(w0, dev, p_elem, target, f)
         clamped_total += clamped
         w = w0.clone()

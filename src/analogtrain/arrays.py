@@ -34,6 +34,18 @@ class ReferenceOffset:
             raise ValueError(f"ReferenceOffset.std must be >= 0 (allowed range: [0, inf)), got {self.std!r}")
 
 
+def record_versions(tensors) -> tuple:
+    """(tensor, version counter) pairs of ``tensors``, for :func:`unchanged`. The tensors
+    themselves (not their ids) are kept, so a freed tensor's id cannot be reused."""
+    return tuple((t, t._version) for t in tensors)
+
+
+def unchanged(recorded, tensors) -> bool:
+    """Whether ``tensors`` are the recorded ones (identity), none modified in place since."""
+    return len(recorded) == len(tensors) and all(
+        t is r and t._version == v for (r, v), t in zip(recorded, tensors))
+
+
 def _new_generator(seed: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(int(seed))
@@ -103,20 +115,14 @@ class AnalogArray:
         tensor identity and version counter), so repeated reads between updates cost nothing;
         modifying the returned tensor in place invalidates the cache.
         """
-        key = self._read_key()
+        track = not (torch.is_inference_mode_enabled() or self.state.is_inference())
+        deps = self.read_dependencies()
         cached = self.__dict__.get("_read_cache")
-        if key is not None and cached is not None and cached[1]._version == cached[2] and len(key) == len(cached[0]) \
-                and all(a[0] is b[0] and a[1] == b[1] for a, b in zip(key, cached[0])):
+        if track and cached is not None and cached[1]._version == cached[2] and unchanged(cached[0], deps):
             return cached[1]
-        ref_zero = self._reference_is_zero()
-        if self.device.write_noise > 0:
-            out = self.state + self.write_offset
-            if not ref_zero:
-                out = out - self.reference
-        else:  # w - 0 is w bit for bit: a copy is cheaper than the subtraction
-            out = self.state.clone() if ref_zero else self.state - self.reference
-        if key is not None:
-            self._read_cache = (key, out, out._version)
+        out = self.read_into(torch.empty_like(self.state))
+        if track:
+            self._read_cache = (record_versions(deps), out, out._version)
         return out
 
     def read_into(self, out: torch.Tensor) -> torch.Tensor:
@@ -145,12 +151,6 @@ class AnalogArray:
         zero = not bool(torch.count_nonzero(ref)) if ref.numel() else True
         self._ref_zero = (ref, ref._version, zero)
         return zero
-
-    def _read_key(self):
-        if torch.is_inference_mode_enabled() or self.state.is_inference():
-            return None
-        # the tensors themselves (not their ids) are kept, so a freed tensor's id cannot be reused
-        return tuple((t, t._version) for t in (self.state, self.reference, self.write_offset))
 
     def symmetric_point(self) -> torch.Tensor:
         """True per-element SP of the hidden state (ground truth for calibration)."""

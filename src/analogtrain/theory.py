@@ -125,13 +125,7 @@ def zs_stationary_mse(device) -> torch.Tensor:
     multiplicative noise multiplies the F^2 term by (1 + sigma_c^2).
     """
     sp = _as64(device.symmetric_point())
-    f_sp = device.F(sp)
-    var = f_sp**2
-    if device.cycle_noise > 0:
-        if device.cycle_noise_type == "additive":
-            var = var + device.cycle_noise**2
-        else:
-            var = var * (1.0 + device.cycle_noise**2)
+    var = _with_cycle_noise(device, device.F(sp) ** 2)
     return _device_dw_min(device) * var / (2.0 * zs_slope_at_sp(device))
 
 
@@ -171,13 +165,17 @@ def zs_constants(device, w0, margin: float = 0.0, points: int = 513) -> dict[str
 
 def zs_noise_second_moment(device, q_max: torch.Tensor) -> torch.Tensor:
     """Bound on E|s F - G + noise|^2 per pulse in units of dw_min^2: q_max^2 (+ cycle noise)."""
-    m = q_max**2
-    if device.cycle_noise > 0:
-        if device.cycle_noise_type == "additive":
-            m = m + device.cycle_noise**2
-        else:
-            m = m * (1.0 + device.cycle_noise**2)
-    return m
+    return _with_cycle_noise(device, q_max**2)
+
+
+def _with_cycle_noise(device, second_moment):
+    """A response's second moment per pulse with cycle-to-cycle noise: + sigma_c^2 (additive)
+    or * (1 + sigma_c^2) (multiplicative)."""
+    if device.cycle_noise <= 0:
+        return second_moment
+    if device.cycle_noise_type == "additive":
+        return second_moment + device.cycle_noise**2
+    return second_moment * (1.0 + device.cycle_noise**2)
 
 
 def zs_average_iterate_bound(device, w0, pulses: int, margin: float = 0.0) -> torch.Tensor:

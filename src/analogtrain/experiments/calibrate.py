@@ -102,7 +102,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure
 
     rows = result["rows"]
     n = [r["N"] for r in rows]
@@ -116,9 +116,7 @@ def plot(result: dict, path: Path) -> None:
     ax.set_ylabel("SP estimate error")
     ax.set_title(f"zero-shifting on {result['device']} ({result['mode']})")
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(args) -> int:

@@ -6,7 +6,7 @@ import math
 
 import torch
 
-from .plots import plt
+from .plots import plt, save_figure
 
 
 def preset_range(device) -> tuple[float, float]:
@@ -66,6 +66,4 @@ def plot_presets(names: list[str], path, points: int = 401) -> None:
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -10,6 +10,13 @@ import matplotlib.pyplot as plt
 LOSS_KEYS = ("train_loss", "test_loss", "loss")
 
 
+def save_figure(fig, path, dpi: int = 110) -> None:
+    """Lay out, write (PNG by the path's suffix) and close a figure."""
+    fig.tight_layout()
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def _series(rows: list[dict], key: str):
     pts = [(r["epoch"], r[key]) for r in rows if r.get(key) is not None]
     return [p[0] for p in pts], [p[1] for p in pts]
@@ -42,9 +49,7 @@ def plot_run(rows: list[dict], path, title: str = "") -> None:
         ax.grid(alpha=0.3)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)
 
 
 def plot_curves(curves: dict[str, list[dict]], key: str, path, title: str = "", percent: bool = False,
@@ -63,6 +68,4 @@ def plot_curves(curves: dict[str, list[dict]], key: str, path, title: str = "", 
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    save_figure(fig, path)

@@ -81,16 +81,16 @@ class Task:
         self.dtype = dtype
 
     def build_model(self, seed: int) -> nn.Module:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement build_model")
 
     def train_batches(self, batch_size: int, generator: torch.Generator):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement train_batches")
 
     def loss(self, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement loss")
 
     def evaluate(self, model: nn.Module) -> dict:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement evaluate")
 
     def describe(self) -> dict:
         return {"name": self.name, **{f.name: getattr(self, f.name) for f in fields(self)}}

@@ -86,7 +86,7 @@ def plot(result: dict, path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from .plots import plt, save_figure
 
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     a = result["fig1a"]
@@ -107,9 +107,7 @@ def plot(result: dict, path: Path) -> None:
     ax2.set_ylabel("N for 1% relative error")
     ax2.set_title(f"Fig. 1(b): slope {b['loglog_slope']:.2f}")
     ax2.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, dpi=120)
 
 
 def main(argv=None) -> int:

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..arrays import record_versions, unchanged
 from ..config import AnalogConfig, TileSpec
 
 
@@ -39,12 +40,6 @@ class _AnalogMVM(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             grad_bias = grad_out.sum(0)
         return grad_in, None, grad_bias, None, None
-
-
-def _same_tensors(recorded, tensors) -> bool:
-    """Whether ``tensors`` are the recorded (tensor, version) pairs, unmodified."""
-    return len(recorded) == len(tensors) and all(
-        t is r and t._version == v for (r, v), t in zip(recorded, tensors))
 
 
 class _AnalogLayerMixin:
@@ -96,7 +91,7 @@ class _AnalogLayerMixin:
             return self.tile.effective_weight()
         mirror = self.weight
         token = self.__dict__.get("_mirror_token")
-        if token is None or token[0] != mirror._version or not _same_tensors(token[1], deps):
+        if token is None or token[0] != mirror._version or not unchanged(token[1], deps):
             self._refresh_mirror(deps)
         return mirror
 
@@ -110,7 +105,7 @@ class _AnalogLayerMixin:
                 return
             self.tile.effective_weight_into(self.weight)
         # straight into __dict__: nn.Module.__setattr__ costs more than the rest of the refresh
-        self.__dict__["_mirror_token"] = (self.weight._version, tuple((t, t._version) for t in deps))
+        self.__dict__["_mirror_token"] = (self.weight._version, record_versions(deps))
 
     def analog_step(self, lr: float) -> None:
         """Apply the recorded (x, d) pairs through the algorithm and clear them."""

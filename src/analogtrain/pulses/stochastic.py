@@ -191,7 +191,7 @@ class StochasticEngine(PulseEngine):
         reps = n_abs.long()
         owner = torch.repeat_interleave(reps)
         p_elem = elem.index_select(0, owner)
-        form = _unit_factors(device, (count < 0).long().index_select(0, owner), p_elem, generator, w.dtype)
+        form = device.unit_pulse_factors((count < 0).long().index_select(0, owner), p_elem, generator, w.dtype)
         if form is None:  # not affine after all: the general path (draws its own noise)
             sizes = [n for n in torch.bincount(sample_idx, minlength=n_b).tolist() if n]
             return self._apply_event_list(w, device, elem, count, generator, need_touched, sizes)
@@ -221,7 +221,7 @@ class StochasticEngine(PulseEngine):
         stats = (n - down_n, down_n)
         form = None
         if n and not _affine_form_unknown(device):
-            form = _unit_factors(device, down, elem, generator, w.dtype)
+            form = device.unit_pulse_factors(down, elem, generator, w.dtype)
         if form is None:  # no pulses, or not affine (e.g. additive cycle noise): the general path
             count = down.to(w.dtype).mul_(-2.0).add_(1.0)
             self._apply_event_list(w, device, elem, count, generator, False, slot_sizes, unit=True)
@@ -452,12 +452,6 @@ def _apply_affine(w_flat, device, elem, form, rounds, rank):
         w_flat.index_copy_(0, e, new)
         if fix is not None:
             w_flat.index_copy_(0, fix[0], fix[1])
-
-
-def _unit_factors(device, down, elem, generator, dtype):
-    """(target, factor) of one pulse on each flat element ``elem`` (``down``: 1 for a down pulse,
-    0 for an up pulse, int64): :meth:`Device.unit_pulse_factors`, or None without an affine form."""
-    return device.unit_pulse_factors(down, elem, generator, dtype)
 
 
 def _affine_form_unknown(device) -> bool:
