@@ -45,7 +45,7 @@ def test_chopper_sign_is_undone_on_read():
 def test_chopped_gradient_round_trip_reaches_buffer_with_gradient_sign():
     """Written with sign c, read back with sign c: H accumulates -lr*grad whatever c is."""
     for chop in (1.0, -1.0):
-        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6))
+        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True))
         st.buffers["chopper"].fill_(chop)
         x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
         d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
@@ -55,7 +55,7 @@ def test_chopped_gradient_round_trip_reaches_buffer_with_gradient_sign():
 
 def test_regular_chopper_period():
     """chop_prob 0.25 -> n_samples 4: every column flips after each 4th full pass."""
-    st = make_state(ChoppedTikiTakaV2(chop_prob=0.25, columns_per_transfer=2))
+    st = make_state(ChoppedTikiTakaV2(chop_prob=0.25, columns_per_transfer=2, chop_random=False))
     signs = []
     for _ in range(3 * 12):  # 3 transfers per pass, 12 passes
         st.transfer(lr=0.1)
@@ -84,7 +84,7 @@ def test_zero_chop_prob_is_ttv2():
     xs = [torch.randn(2, SHAPE[1], generator=gen) for _ in range(30)]
     ds = [torch.randn(2, SHAPE[0], generator=gen) for _ in range(30)]
     a = make_state(TikiTakaV2(transfer_lr=20.0), device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
-    b = make_state(ChoppedTikiTakaV2(transfer_lr=20.0, chop_prob=0.0),
+    b = make_state(ChoppedTikiTakaV2(transfer_lr=20.0, chop_prob=0.0, momentum=0.1, units_in_mbatch=True),
                    device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
     for x, d in zip(xs, ds):
         a.step(x, d, 0.05)
@@ -100,7 +100,8 @@ def test_agad_reference_absorbs_constant_offset_of_p():
     offset = 0.05 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(7))
     # max_transfer_pulses large enough to drain the buffer during AGAD's warm-up (as aihwkit, the
     # buffer is reduced but nothing is written while the first reference is not known)
-    agad = make_state(AGAD(chop_prob=0.1, columns_per_transfer=None, transfer_lr=1.0, max_transfer_pulses=100))
+    agad = make_state(AGAD(chop_prob=0.1, columns_per_transfer=None, transfer_lr=1.0, max_transfer_pulses=100,
+                           momentum=0.0, forget_buffer=False, chop_random=False))
     ttv2 = make_state(TikiTakaV2(columns_per_transfer=None, transfer_lr=1.0))
     for st in (agad, ttv2):
         st.arrays["P"].program(offset)

@@ -148,7 +148,8 @@ def test_analog_linear_exposes_arrays_and_trains():
 # ----------------------------------------------------------------------------- TT-v2
 def test_ttv2_buffer_integrates_reads_then_emits_integer_pulses():
     dev = at.devices.SoftBounds(tau=1.0, asymmetry=0.0, dw_min=1e-2)
-    algo = TikiTakaV2(transfer_lr=1.0, columns_per_transfer=None, thres=1e6, max_transfer_pulses=5)
+    algo = TikiTakaV2(transfer_lr=1.0, columns_per_transfer=None, thres=1e6, max_transfer_pulses=5, momentum=0.0,
+                      forget_buffer=False)
     st = make_state(algo, device=dev, init=torch.zeros(SHAPE))
     p0 = 0.05 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(2))
     st.arrays["P"].program(p0)

@@ -127,7 +127,7 @@ def test_columns_per_transfer_updates_only_those_columns_of_q():
     q = state.buffers["Q"]
     assert bool((q[:, 2:] == 0).all()) and bool((q[:, :2] != 0).any())
     drive(state, 2)  # columns 2,3 then 4,0 (cyclic)
-    assert state.next_column == 1
+    assert state.counters["next_column"] == 1
 
 
 def test_quadratic_erider_beats_residual_learning():

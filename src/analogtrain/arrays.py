@@ -60,6 +60,8 @@ class AnalogArray:
     shape: array shape.
     device: a :class:`~analogtrain.devices.Device` (per-element parameters are sampled here).
     engine: "expected", "stochastic", "deterministic" or a PulseEngine instance.
+    transfer_engine: engine of transfer writes into this array (``update(..., transfer=True)``);
+        default: ``engine``.
     seed: seeds the per-element parameters, the reference offsets and every pulse.
     reference: ``None``/0 (r = 0), ``"symmetric_point"`` (r = true SP, perfect zero-shift),
         a float or tensor, or a :class:`ReferenceOffset`.
@@ -77,6 +79,7 @@ class AnalogArray:
         torch_device: torch.device | str | None = None,
         dtype: torch.dtype = torch.float32,
         engine_kwargs: dict | None = None,
+        transfer_engine: str | PulseEngine | None = None,
     ) -> None:
         if not isinstance(device, Device):
             raise ValueError(f"device must be an analogtrain Device, got {type(device).__name__}")  # noqa: TRY004
@@ -85,6 +88,7 @@ class AnalogArray:
             raise ValueError(f"shape must have positive sizes, got {tuple(self.shape)}")
         self.template = device
         self.engine = make_engine(engine, **(engine_kwargs or {}))
+        self.transfer_engine = self.engine if transfer_engine is None else make_engine(transfer_engine)
         self.seed = int(seed)
         tdev = torch.device(torch_device) if torch_device is not None else torch.device("cpu")
         construction = _new_generator(self.seed, torch.device("cpu"))
@@ -203,18 +207,51 @@ class AnalogArray:
                 flat = self.write_offset.view(-1)
                 flat[touched] = noise.view(-1)[touched]
 
-    def update(self, delta: torch.Tensor, engine: PulseEngine | None = None) -> PulseStats:
-        """Apply a desired increment of the read value through the pulse engine."""
+    @property
+    def nominal_dw_min(self) -> float:
+        """The device's nominal granularity (the configured dw_min, before device-to-device
+        variation): what the periphery and the transfer thresholds can know (aihwkit's
+        weight granularity)."""
+        v = self.template.dw_min
+        return float(v.mean()) if isinstance(v, torch.Tensor) else float(v)
+
+    def _engine(self, engine, transfer: bool) -> PulseEngine:
+        if engine is not None:
+            return engine
+        return self.transfer_engine if transfer else self.engine
+
+    def update(self, delta: torch.Tensor, engine: PulseEngine | None = None, transfer: bool = False) -> PulseStats:
+        """Apply a desired increment of the read value through the pulse engine (the transfer
+        engine with ``transfer=True``)."""
         delta = torch.as_tensor(delta, device=self.torch_device, dtype=self.dtype)
         if delta.shape != self.shape:
             raise ValueError(f"delta must have the array's shape {tuple(self.shape)}, got {tuple(delta.shape)}")
-        eng = engine or self.engine
+        eng = self._engine(engine, transfer)
         stats = eng.apply(self.state, self.device, delta, self.generator, self.device.write_noise > 0)
         self._record(stats)
         return stats
 
-    def update_outer(self, x: torch.Tensor, d: torch.Tensor, lr: float, engine: PulseEngine | None = None) -> PulseStats:
-        """SGD rank update with desired increment -lr * sum_b d_b x_b^T (x: (B, in), d: (B, out))."""
+    def fire(self, counts: torch.Tensor) -> PulseStats:
+        """Fire exactly |counts| pulses of polarity sign(counts) on each element (signed integer
+        counts of the array's shape; 0: the element is not touched). Each pulse sees the response
+        at the current state and its own cycle-to-cycle noise (:meth:`Device.apply_pulses`).
+        This is how algorithms write whole pulses (thresholded transfers); every pulse is counted.
+        """
+        counts = torch.as_tensor(counts, device=self.torch_device, dtype=self.dtype)
+        if counts.shape != self.shape:
+            raise ValueError(f"counts must have the array's shape {tuple(self.shape)}, got {tuple(counts.shape)}")
+        if not bool(torch.isfinite(counts).all()) or not torch.equal(counts, torch.trunc(counts)):
+            raise ValueError("counts must be finite integers (signed pulse counts)")
+        self.state.copy_(self.device.apply_pulses(self.state, counts, self.generator))
+        stats = PulseStats(counts.clamp_min(0).sum(), (-counts).clamp_min(0).sum(),
+                           torch.sign(counts).abs_() if self.device.write_noise > 0 else None)
+        self._record(stats)
+        return stats
+
+    def update_outer(self, x: torch.Tensor, d: torch.Tensor, lr: float, engine: PulseEngine | None = None,
+                     transfer: bool = False) -> PulseStats:
+        """SGD rank update with desired increment -lr * sum_b d_b x_b^T (x: (B, in), d: (B, out));
+        through the transfer engine with ``transfer=True``."""
         if x.dim() == 1:
             x, d = x[None], d[None]
         if len(self.shape) != 2 or x.shape[1] != self.shape[1] or d.shape[1] != self.shape[0] or x.shape[0] != d.shape[0]:
@@ -222,11 +259,48 @@ class AnalogArray:
                 f"update_outer needs x (B, {self.shape[1]}) and d (B, {self.shape[0]}), "
                 f"got {tuple(x.shape)} and {tuple(d.shape)}"
             )
-        eng = engine or self.engine
+        eng = self._engine(engine, transfer)
         stats = eng.apply_outer(self.state, self.device, x.to(self.dtype), d.to(self.dtype), float(lr),
                                 self.generator, self.device.write_noise > 0)
         self._record(stats)
         return stats
+
+    def update_lines(self, delta: torch.Tensor, lines: torch.Tensor | None, columns: bool = True,
+                     trains: bool = True) -> PulseStats:
+        """Transfer write of the desired increment ``delta`` onto lines ``lines`` (column
+        indices with ``columns``, else rows; None: all), through the transfer engine.
+
+        ``delta`` holds the selected lines: (out, k) for columns, (k, in) for rows.
+        ``trains=True`` writes as aihwkit's transfer update does: a rank update with one one-hot
+        vector per line on the read side (dW = -1 * (-delta) e^T), i.e. pulse trains with BL and
+        update management under the stochastic engine. ``trains=False`` writes the full-shape
+        increment element by element (:meth:`update`). Engines whose rank update is the
+        element-wise update of -lr d^T x (expected, deterministic) give the same either way and
+        take the element-wise form.
+        """
+        delta = torch.as_tensor(delta, device=self.torch_device, dtype=self.dtype)
+        axis = 1 if columns else 0
+        if not trains or getattr(self.transfer_engine, "outer_is_elementwise", True):
+            if lines is None:
+                return self.update(delta, transfer=True)
+            full = torch.zeros(self.shape, device=self.torch_device, dtype=self.dtype)
+            return self.update(full.index_copy_(axis, lines, delta), transfer=True)
+        n = self.shape[axis]
+        idx = torch.arange(n, device=self.torch_device) if lines is None else lines
+        hot = torch.zeros(idx.numel(), n, device=self.torch_device, dtype=self.dtype).scatter_(1, idx[:, None], 1.0)
+        if columns:  # column c: x = e_c, d = -delta[:, c]
+            return self.update_outer(hot, -delta.transpose(0, 1), 1.0, transfer=True)
+        return self.update_outer(-delta, hot, 1.0, transfer=True)  # row r: d = e_r, x = -delta[r, :]
+
+    def program_where(self, mask: torch.Tensor, values=0.0) -> None:
+        """Program the elements where ``mask`` is true to the read values ``values`` (a reset,
+        aihwkit with_reset_prob); counted in ``programming_writes``."""
+        mask = torch.as_tensor(mask, device=self.torch_device, dtype=torch.bool).expand(self.shape)
+        v = torch.as_tensor(values, device=self.torch_device, dtype=self.dtype).expand(self.shape)
+        target = clamp_to_bounds(v + self.reference, self.device)
+        self.state.copy_(torch.where(mask, target, self.state))
+        self.write_offset.masked_fill_(mask, 0.0)
+        self.programming_writes += int(mask.sum())
 
     @property
     def pulse_count(self) -> dict[str, float]:

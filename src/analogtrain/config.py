@@ -103,6 +103,7 @@ class TileSpec:
             self.shape,
             self.config.device_for(name),
             engine=engine if engine is not None else self.config.make_engine(),
+            transfer_engine=self.config.make_transfer_engine(),
             seed=self.array_seed(name),
             reference=reference,
             init=init,

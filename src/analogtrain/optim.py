@@ -19,7 +19,7 @@ class AnalogSGD(torch.optim.Optimizer):
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
         if weight_decay < 0:
             raise ValueError(f"weight_decay must be >= 0, got {weight_decay!r}")
-        super().__init__(params, dict(lr=lr, momentum=momentum, weight_decay=weight_decay))
+        super().__init__(params, {"lr": lr, "momentum": momentum, "weight_decay": weight_decay})
 
     def analog_layers(self):
         for group in self.param_groups:

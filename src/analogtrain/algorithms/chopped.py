@@ -28,13 +28,13 @@ writes start after the first ``n_samples`` passes (warm-up, as aihwkit).
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 
 from .base import check_positive, check_unit
-from .residual import BufferedState, TikiTakaV2
+from .residual import BufferedState, TikiTakaV2, check_bool
+from .transfer import Chopper, ema_lines
 
 
 @dataclass
@@ -42,84 +42,69 @@ class ChoppedTikiTakaV2(TikiTakaV2):
     """c-TTv2: TT-v2 with input choppers on P.
 
     Extra fields: ``chop_prob`` in [0, 1] (default 0.1, aihwkit in_chop_prob) and
-    ``chop_random`` (default False: regular period). Other fields and defaults as TikiTakaV2.
+    ``chop_random`` (default True as aihwkit's in_chop_random; False: regular period).
+    Defaults as aihwkit's ChoppedTransferCompound: momentum 0 and forget_buffer True (H is
+    cleared where a pulse fired), transfers per mat-vec (``units_in_mbatch=False``: with
+    transfer_every 1 one column per sample), threshold = thres (aihwkit buffer_granularity) times
+    the granularity of the fast array P. Other fields as TikiTakaV2.
     """
 
     chop_prob: float = 0.1
-    chop_random: bool = False
+    chop_random: bool = True
+    momentum: float = 0.0
+    units_in_mbatch: bool = False
 
     name = "chopped_tiki_taka_v2"
 
     def _validate(self):
         super()._validate()
         check_unit(type(self).__name__, "chop_prob", self.chop_prob)
+        check_bool(type(self).__name__, "chop_random", self.chop_random)
+        if not self.transfer_columns:
+            raise ValueError(f"{type(self).__name__}.transfer_columns must be True (the input choppers act per column)")
 
     def init(self, spec):
         return ChoppedState(spec, self, gamma=0.0)
 
 
 class ChoppedState(BufferedState):
+    unit_array = "P"
+
     def __init__(self, spec, algo, gamma):
         super().__init__(spec, algo, gamma)
         w = self.arrays["W"]
-        self.buffers["chopper"] = torch.ones(self.n_in, device=w.torch_device, dtype=w.dtype)
-        self.generators["chopper"] = spec.generator("chopper")
-        p = algo.chop_prob
-        self.n_samples = max(math.ceil(1.0 / p), 2) if p > 0 else 0
+        self.chopper = Chopper(self, self.n_in, algo.chop_prob, algo.chop_random, device=w.torch_device,
+                               dtype=w.dtype)
+        self.n_samples = self.chopper.n_samples
 
     # ------------------------------------------------------------------ chopper
     def gradient_to_p(self, x, d, lr):
         if x.dim() == 1:
             x = x[None]
-        self.arrays["P"].update_outer(x * self.buffers["chopper"], d, lr * self.algo.fast_lr)
+        self.arrays["P"].update_outer(x * self.chopper.signs, d, self.algo.fast_step(lr))
 
     def column_signs(self, cols) -> torch.Tensor:
-        c = self.buffers["chopper"]
-        return c if cols is None else c[cols]
-
-    def pass_index(self, cols) -> torch.Tensor:
-        """Index of the full pass over the columns that each transferred column belongs to."""
-        dev = self.buffers["chopper"].device
-        done = self.counters["columns_transferred"]
-        return (torch.arange(self.k, device=dev) + done) // self.n_in
+        """Chopper signs broadcast against the read of lines ``cols``."""
+        return self.lines.line_vector(self.chopper.signs, cols)
 
     def flip_mask(self, cols) -> torch.Tensor | None:
-        """Which transferred columns flip their chopper after this transfer (None: none)."""
-        if self.algo.chop_prob <= 0:
-            return None
-        if self.algo.chop_random:
-            dev = self.buffers["chopper"].device
-            u = torch.rand(self.k, generator=self.generators["chopper"], device=dev)
-            return u < self.algo.chop_prob
-        return (self.pass_index(cols) % self.n_samples) + 1 == self.n_samples
+        """Which chopper lines flip after this transfer (None: none)."""
+        return self.chopper.flips(cols, self.k, self.counters["columns_transferred"])
 
     def apply_flips(self, cols, flips):
-        if flips is None:
-            return
-        c = self.buffers["chopper"]
-        sign = 1.0 - 2.0 * flips.to(c.dtype)
-        if cols is None:
-            self.buffers["chopper"] = c * sign
-        else:
-            c[cols] = c[cols] * sign
+        self.chopper.apply(cols, flips)
 
     # ------------------------------------------------------------------ transfer
     def buffer_input(self, read, cols, lr):
-        return read * self.column_signs(cols) * (lr * self.algo.transfer_lr)
+        return read * self.column_signs(cols) * self.algo.transfer_step(lr)
 
     def transfer(self, lr):
         cols = self.next_columns()
         flips = self.flip_mask(cols)
         read = self.read_p(cols)
-        h_all = self.buffers["H"]
-        h = h_all if cols is None else h_all[:, cols]
-        h = self.write_from_buffer(h + self.buffer_input(read, cols, lr), cols)
-        if cols is None:
-            self.buffers["H"] = h
-        else:
-            h_all[:, cols] = h
+        self.buffer.step(cols, self.buffer_input(read, cols, lr))
         self.apply_flips(cols, flips)
-        self.count_transfer()
+        self.after_transfer(cols)
 
 
 @dataclass
@@ -128,9 +113,13 @@ class AGAD(ChoppedTikiTakaV2):
 
     Extra field: ``tail_weightening`` (default 5.0, aihwkit's): weight of a new read in the
     running mean, m = min(tail_weightening / n_samples, 1). ``chop_prob`` must be > 0.
+    Defaults as aihwkit's DynamicTransferCompound (1.1.0): regular chopper (chop_random False),
+    otherwise as ChoppedTikiTakaV2. aihwkit 1.1.0's code has no significance gating (its
+    docstring mentions one), so there is none here.
     """
 
     tail_weightening: float = 5.0
+    chop_random: bool = False
 
     name = "agad"
 
@@ -163,22 +152,20 @@ class AGADState(ChoppedState):
         flips = self.flip_mask(cols)
         warm = self.counters["columns_transferred"] // self.n_in > self.n_samples
         read = self.read_p(cols)
-        sel = (lambda t: t) if cols is None else (lambda t: t[:, cols])
-        running, past = sel(self.buffers["running_mean"]), sel(self.buffers["past_mean"])
-        switched = self.buffers["switched"] if cols is None else self.buffers["switched"][cols]
-        past = torch.where(switched[None, :], running, past)
-        signal = (read - past) * self.column_signs(cols) * (lr * self.algo.transfer_lr)
-        h = sel(self.buffers["H"]) + signal
-        h = self.write_from_buffer(h, cols, write=warm)
-        running = running * (1.0 - self.mean_rate) + read * self.mean_rate
-        now_switched = flips if flips is not None else torch.zeros_like(switched)
+        lines = self.lines
+        switched_all = self.buffers["switched"]
+        switched = lines.line_vector(switched_all, cols)
+        # at a line's first transfer after its chopper flipped: past_mean <- running_mean
+        past = torch.where(switched, lines.take(self.buffers["running_mean"], cols),
+                           lines.take(self.buffers["past_mean"], cols))
+        lines.put(self.buffers["past_mean"], cols, past)
+        signal = (read - past) * self.column_signs(cols) * self.algo.transfer_step(lr)
+        self.buffer.step(cols, signal, write=warm)
+        ema_lines(self, "running_mean", lines, cols, read, self.mean_rate)
+        now = flips if flips is not None else torch.zeros(self.k, dtype=torch.bool, device=switched_all.device)
         if cols is None:
-            self.buffers["H"], self.buffers["running_mean"], self.buffers["past_mean"] = h, running, past
-            self.buffers["switched"] = now_switched
+            switched_all.copy_(now)
         else:
-            self.buffers["H"][:, cols] = h
-            self.buffers["running_mean"][:, cols] = running
-            self.buffers["past_mean"][:, cols] = past
-            self.buffers["switched"][cols] = now_switched
+            switched_all.index_copy_(0, cols, now)
         self.apply_flips(cols, flips)
-        self.count_transfer()
+        self.after_transfer(cols)

@@ -27,10 +27,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import torch
-
 from .base import Algorithm, AlgorithmState, check_positive
-from .residual import check_reference, check_transfer_schedule, columns_per_read
+from .residual import check_reference, check_transfer_schedule
+from .transfer import OPEN_LOOP_WRITES, Lines, check_choice, read_lines, write_open_loop
 
 
 def tile_names(n_tiles: int) -> list[str]:
@@ -60,6 +59,7 @@ class MultiTileResidual(Algorithm):
     transfer_every: int | Sequence[int] = 2
     columns_per_transfer: int | None = None
     tile_reference: object = None
+    transfer_write: str = "pulse_train"
     _lrs: list = field(default=None, init=False, repr=False)
     _every: list = field(default=None, init=False, repr=False)
 
@@ -87,12 +87,14 @@ class MultiTileResidual(Algorithm):
                 raise ValueError(f"{owner}.transfer_every values must be ints in [1, inf), got {v!r}")
         check_transfer_schedule(owner, 1, self.columns_per_transfer)
         check_reference(owner, "tile_reference", self.tile_reference)
+        check_choice(owner, "transfer_write", self.transfer_write, OPEN_LOOP_WRITES)
         self._lrs, self._every = [float(v) for v in lrs], every
 
     def describe(self) -> dict:
         return {"name": self.name, "n_tiles": self.n_tiles, "gamma": self.gamma, "fast_lr": self.fast_lr,
                 "transfer_lr": self._lrs, "transfer_every": self._every,
-                "columns_per_transfer": self.columns_per_transfer, "tile_reference": self.tile_reference}
+                "columns_per_transfer": self.columns_per_transfer, "tile_reference": self.tile_reference,
+                "transfer_write": self.transfer_write}
 
     def init(self, spec):
         return MultiTileState(spec, self)
@@ -108,16 +110,16 @@ class MultiTileState(AlgorithmState):
             self.arrays[name] = spec.make_array(name, init=init if i == 0 else 0.0,
                                                 reference=None if i == 0 else algo.tile_reference)
         self.scales = [algo.gamma**i for i in range(algo.n_tiles)]
-        self.transfer_engine = spec.config.make_transfer_engine()
         self.transfer_io = spec.config.transfer_io
         self.generators["read"] = spec.generator("transfer_read")
         self.n_in = spec.shape[1]
-        self.k = columns_per_read(algo.columns_per_transfer, self.n_in)
         for name in self.names:
             self.counters[f"updates_{name}"] = 0
+        self.lines = []
         for n in range(algo.n_tiles - 1):
             self.counters[f"transfers_{self.names[n + 1]}->{self.names[n]}"] = 0
-            self.counters[f"next_column_{self.names[n]}"] = 0
+            self.lines.append(Lines(self, spec.shape, algo.columns_per_transfer, key=f"next_column_{self.names[n]}"))
+        self.k = self.lines[0].k if self.lines else self.n_in
 
     def effective_weight(self):
         w = self.arrays[self.names[0]].read()
@@ -125,31 +127,13 @@ class MultiTileState(AlgorithmState):
             w = w + s * self.arrays[name].read()
         return w
 
-    def _columns(self, n: int):
-        if self.k == self.n_in:
-            return None
-        key = f"next_column_{self.names[n]}"
-        start = self.counters[key]
-        self.counters[key] = (start + self.k) % self.n_in
-        dev = self.arrays[self.names[0]].torch_device
-        return (torch.arange(self.k, device=dev) + start) % self.n_in
-
     def _transfer(self, n: int, lr: float) -> None:
-        """Read tile n+1 (columns) and write lr * transfer_lr[n] * read onto tile n."""
+        """Read tile n+1 (columns) and write lr * transfer_lr[n] * read onto tile n (eq. 7)."""
         src, dst = self.arrays[self.names[n + 1]], self.arrays[self.names[n]]
-        cols = self._columns(n)
-        p = src.read()
-        if self.transfer_io.is_perfect:
-            read = p if cols is None else p[:, cols]
-        else:
-            idx = cols if cols is not None else torch.arange(self.n_in, device=p.device)
-            read = self.transfer_io.read_columns(p, idx, self.generators["read"])
-        delta = read * (lr * self.algo._lrs[n])
-        if cols is not None:
-            full = torch.zeros(dst.shape, device=delta.device, dtype=delta.dtype)
-            full[:, cols] = delta
-            delta = full
-        dst.update(delta, self.transfer_engine)
+        lines = self.lines[n]
+        cols = lines.next(src.torch_device)
+        read = read_lines(src, lines, cols, self.transfer_io, self.generators["read"])
+        write_open_loop(dst, lines, cols, read * (lr * self.algo._lrs[n]), self.algo.transfer_write)
         self.counters[f"transfers_{self.names[n + 1]}->{self.names[n]}"] += 1
 
     def step(self, x, d, lr):

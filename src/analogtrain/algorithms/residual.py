@@ -45,8 +45,17 @@ from dataclasses import dataclass
 import torch
 
 from ..arrays import ReferenceOffset
-from ..pulses import DeterministicEngine
 from .base import Algorithm, AlgorithmState, check_positive, check_unit
+from .transfer import (
+    GRANULARITIES,
+    OPEN_LOOP_WRITES,
+    PULSE_WRITES,
+    Lines,
+    ThresholdedBuffer,
+    check_choice,
+    read_lines,
+    write_open_loop,
+)
 
 
 # ----------------------------------------------------------------------------- validation
@@ -74,24 +83,29 @@ def check_reference(owner: str, name: str, value) -> None:
     raise ValueError(f"{owner}.{name} must be None, a float, 'symmetric_point' or a ReferenceOffset, got {value!r}")
 
 
-# ----------------------------------------------------------------------------- TT-v1 / RL
+def check_bool(owner: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}.{name} must be True or False, got {value!r}")  # noqa: TRY004
+
+
+# ----------------------------------------------------------------------------- shared schedule
 @dataclass
-class TikiTaka(Algorithm):
-    """Tiki-Taka v1: gradient pulses on P, periodic column transfers P -> W, forward on W only.
+class TransferSchedule(Algorithm):
+    """Fields shared by the fast/slow transfer algorithms (TT-v1, RL, TT-v2, c-TTv2, AGAD).
 
-    - ``fast_lr`` (default 1.0): P step = lr * fast_lr (2025 paper's alpha; 2024's beta).
-    - ``transfer_lr`` (default 1.0): a transferred column c of W gets the desired increment
-      lr * transfer_lr * read(P[:, c]) (2025's beta; 2024's alpha; aihwkit transfer_lr with
-      scale_transfer_lr).
-    - ``transfer_every`` (default 1): transfer after every that many optimizer steps.
-    - ``columns_per_transfer`` (default 1, aihwkit n_reads_per_transfer): columns read per
-      transfer, cyclically; ``None`` or ``"all"`` reads all columns (the theory / least-squares
-      setting).
-    - ``p_reference``: reference of P: ``None`` (the device as is, its SP where it is),
-      ``"symmetric_point"`` (perfect zero-shift, Assumption 4) or a float.
-
-    Defaults work on small problems (MNIST-size layers with lr ~ 0.05-0.1 and a device of
-    ~1000 states); aihwkit TT presets correspond to fast_lr = aihwkit_fast_lr / lr.
+    - ``fast_lr`` (default 1.0): P step = lr * fast_lr; with ``scale_fast_lr=False`` the step is
+      ``fast_lr`` itself (aihwkit 1.1.0's absolute fast_lr; aihwkit 1.2.0 ``scale_fast_lr``).
+    - ``transfer_lr`` (default 1.0): transfer step = lr * transfer_lr (aihwkit
+      ``scale_transfer_lr=True``, the default) or ``transfer_lr`` (``scale_transfer_lr=False``).
+    - ``transfer_every`` (default 1): a transfer every that many mini-batches, or mat-vecs
+      (samples) with ``units_in_mbatch=False`` (aihwkit ``units_in_mbatch``; the transfers due in
+      a batch then run after its gradient pulses, aihwkit interleaves them with the samples).
+    - ``columns_per_transfer`` (default 1, aihwkit ``n_reads_per_transfer``; None or "all":
+      every line); ``transfer_columns`` (default True: columns; False: rows); ``random_selection``
+      (default False: cyclic; True: a random first line per transfer).
+    - ``with_reset_prob`` (default 0): after its transfer a read line of P is reset (programmed)
+      to 0 with this probability (aihwkit ``with_reset_prob``), counted as programming writes.
+    - ``p_reference``: reference of P (None, a float, "symmetric_point" or a ReferenceOffset).
     """
 
     fast_lr: float = 1.0
@@ -99,8 +113,12 @@ class TikiTaka(Algorithm):
     transfer_every: int = 1
     columns_per_transfer: int | None = 1
     p_reference: object = None
-
-    name = "tiki_taka"
+    transfer_columns: bool = True
+    random_selection: bool = False
+    units_in_mbatch: bool = True
+    scale_fast_lr: bool = True
+    scale_transfer_lr: bool = True
+    with_reset_prob: float = 0.0
 
     def __post_init__(self):
         self._validate()
@@ -111,6 +129,41 @@ class TikiTaka(Algorithm):
         check_positive(owner, "transfer_lr", self.transfer_lr)
         check_transfer_schedule(owner, self.transfer_every, self.columns_per_transfer)
         check_reference(owner, "p_reference", self.p_reference)
+        for name in ("transfer_columns", "random_selection", "units_in_mbatch", "scale_fast_lr", "scale_transfer_lr"):
+            check_bool(owner, name, getattr(self, name))
+        check_unit(owner, "with_reset_prob", self.with_reset_prob)
+
+    def fast_step(self, lr: float) -> float:
+        return lr * self.fast_lr if self.scale_fast_lr else self.fast_lr
+
+    def transfer_step(self, lr: float) -> float:
+        return lr * self.transfer_lr if self.scale_transfer_lr else self.transfer_lr
+
+
+# ----------------------------------------------------------------------------- TT-v1 / RL
+@dataclass
+class TikiTaka(TransferSchedule):
+    """Tiki-Taka v1: gradient pulses on P, periodic line transfers P -> W, forward on W only.
+
+    A transferred column c of W gets the desired increment transfer_step * read(P[:, c])
+    (2025's beta; 2024's alpha; aihwkit transfer_lr), written open loop: ``transfer_write``
+    "pulse_train" (default, aihwkit: one-hot rank update through the transfer engine, BL-managed
+    pulse trains under the stochastic engine) or "per_element" (|dW| / dw_min stochastically
+    rounded per element). Both are the compact rule under the expected engine. P is never
+    reset (unless ``with_reset_prob``). Schedule fields: :class:`TransferSchedule`.
+
+    Defaults work on small problems (MNIST-size layers with lr ~ 0.05-0.1 and a device of
+    ~1000 states); aihwkit 1.1.0 TT presets correspond to fast_lr = aihwkit_fast_lr / lr, or
+    ``scale_fast_lr=False`` with aihwkit's number.
+    """
+
+    transfer_write: str = "pulse_train"
+
+    name = "tiki_taka"
+
+    def _validate(self):
+        super()._validate()
+        check_choice(type(self).__name__, "transfer_write", self.transfer_write, OPEN_LOOP_WRITES)
 
     @property
     def mixing(self) -> float:
@@ -118,7 +171,6 @@ class TikiTaka(Algorithm):
 
     def init(self, spec):
         return ResidualState(spec, self, self.mixing)
-
 
 
 @dataclass
@@ -147,7 +199,7 @@ class ResidualLearning(TikiTaka):
 
 
 class TransferState(AlgorithmState):
-    """Shared machinery: arrays W and P, the gradient on P, cyclic column reads of P."""
+    """Shared recipe: arrays W and P, gradient pulses on P, transfers of lines of P into W."""
 
     def __init__(self, spec, algo, gamma: float):
         super().__init__(spec)
@@ -156,12 +208,16 @@ class TransferState(AlgorithmState):
         init = spec.init_weight if spec.init_weight is not None else 0.0
         self.arrays["W"] = spec.make_array("W", init=init)
         self.arrays["P"] = spec.make_array("P", init=0.0, reference=algo.p_reference)
-        self.transfer_engine = spec.config.make_transfer_engine()
         self.transfer_io = spec.config.transfer_io
         self.generators["read"] = spec.generator("transfer_read")
         self.n_in = spec.shape[1]
-        self.k = columns_per_read(algo.columns_per_transfer, self.n_in)
-        self.counters.update(transfers=0, columns_transferred=0, next_column=0)
+        self.lines = Lines(self, spec.shape, algo.columns_per_transfer,
+                           columns=getattr(algo, "transfer_columns", True),
+                           random=getattr(algo, "random_selection", False))
+        self.k = self.lines.k
+        if getattr(algo, "with_reset_prob", 0.0) > 0:
+            self.generators["reset"] = spec.generator("reset")
+        self.counters.update(transfers=0, columns_transferred=0, samples=0)
 
     # ------------------------------------------------------------------ forward
     def effective_weight(self):
@@ -172,34 +228,53 @@ class TransferState(AlgorithmState):
 
     # ------------------------------------------------------------------ pieces
     def gradient_to_p(self, x, d, lr):
-        """Eq. 10: desired increment -lr * fast_lr * d^T x on P (through the pulse engine)."""
-        self.arrays["P"].update_outer(x, d, lr * self.algo.fast_lr)
+        """Eq. 10: desired increment -fast_step * d^T x on P (through the pulse engine)."""
+        self.arrays["P"].update_outer(x, d, self.algo.fast_step(lr))
 
     def next_columns(self) -> torch.Tensor | None:
-        """Indices of the columns of this transfer (cyclic); None means all columns."""
-        if self.k == self.n_in:
-            self.counters["next_column"] = 0
-            return None
-        start = self.counters["next_column"]
-        self.counters["next_column"] = (start + self.k) % self.n_in
-        dev = self.arrays["P"].torch_device
-        return (torch.arange(self.k, device=dev) + start) % self.n_in
+        """Indices of the lines of this transfer; None means all lines."""
+        return self.lines.next(self.arrays["P"].torch_device)
 
     def read_p(self, cols) -> torch.Tensor:
-        """Read columns of P through the transfer periphery: (out, k), or (out, in) for all."""
-        p = self.arrays["P"].read()
-        if self.transfer_io.is_perfect:
-            return p if cols is None else p[:, cols]
-        if cols is None:
-            cols = torch.arange(self.n_in, device=p.device)
-        return self.transfer_io.read_columns(p, cols, self.generators["read"])
+        """Read lines of P through the transfer periphery: (out, k) columns or (k, in) rows."""
+        return read_lines(self.arrays["P"], self.lines, cols, self.transfer_io, self.generators["read"])
 
-    def count_transfer(self):
+    def after_transfer(self, cols):
+        """Reset the read lines of P with probability with_reset_prob; count the transfer."""
+        prob = getattr(self.algo, "with_reset_prob", 0.0)
+        if prob > 0:
+            P = self.arrays["P"]
+            k = self.k
+            hit = torch.rand(k, generator=self.generators["reset"], device=self.generators["reset"].device) < prob
+            if bool(hit.any()):
+                idx = torch.arange(self.lines.n, device=P.torch_device) if cols is None else cols
+                line_mask = torch.zeros(self.lines.n, dtype=torch.bool, device=P.torch_device)
+                line_mask[idx[hit.to(P.torch_device)]] = True
+                mask = line_mask[None, :] if self.lines.columns else line_mask[:, None]
+                P.program_where(mask.expand(P.shape), 0.0)
         self.counters["transfers"] += 1
         self.counters["columns_transferred"] += self.k
 
-    def transfer_due(self) -> bool:
-        return self.counters["steps"] % self.algo.transfer_every == 0
+    def transfers_due(self, batch: int) -> int:
+        """Transfers of this step: one every transfer_every mini-batches, or every
+        transfer_every samples (``units_in_mbatch=False``)."""
+        every = self.algo.transfer_every
+        if getattr(self.algo, "units_in_mbatch", True):
+            return int(self.counters["steps"] % every == 0)
+        before = self.counters["samples"]
+        self.counters["samples"] = before + batch
+        return (before + batch) // every - before // every
+
+    def step(self, x, d, lr):
+        if x.dim() == 1:
+            x, d = x[None], d[None]
+        self.gradient_to_p(x, d, lr)
+        self.counters["steps"] += 1
+        for _ in range(self.transfers_due(x.shape[0])):
+            self.transfer(lr)
+
+    def transfer(self, lr):
+        raise NotImplementedError(f"{type(self).__name__} must implement transfer")
 
     def summary(self) -> dict:
         out = super().summary()
@@ -209,125 +284,104 @@ class TransferState(AlgorithmState):
 
 
 class ResidualState(TransferState):
-    """TT-v1 (gamma = 0) and Residual Learning: open-loop transfer W += lr * transfer_lr * P."""
+    """TT-v1 (gamma = 0) and Residual Learning: open-loop transfer W += transfer_step * read(P)."""
 
-    def step(self, x, d, lr):
-        self.gradient_to_p(x, d, lr)
-        self.counters["steps"] += 1
-        if self.transfer_due():
-            cols = self.next_columns()
-            read = self.read_p(cols)
-            self.arrays["W"].update(self.scatter(read * (lr * self.algo.transfer_lr), cols), self.transfer_engine)
-            self.count_transfer()
+    def transfer(self, lr):
+        cols = self.next_columns()
+        read = self.read_p(cols)
+        write_open_loop(self.arrays["W"], self.lines, cols, read * self.algo.transfer_step(lr),
+                        self.algo.transfer_write)
+        self.after_transfer(cols)
 
 
 # ----------------------------------------------------------------------------- buffered
 @dataclass
-class TikiTakaV2(Algorithm):
+class TikiTakaV2(TransferSchedule):
     """Tiki-Taka v2 (aihwkit BufferedTransferCompound): reads of P integrate in a digital H,
-    whole pulses go to W.
+    whole pulses go to W (:class:`~analogtrain.algorithms.transfer.ThresholdedBuffer`).
 
-    Per transferred column c (H in weight units, threshold theta = thres * dw_min(W)):
+    Per transferred column c (H in weight units, threshold theta = thres * g):
 
-        H[:, c] += lr * transfer_lr * read(P[:, c])
+        H[:, c] += transfer_step * read(P[:, c])
         n = clip(trunc(H[:, c] / theta), -max_transfer_pulses, max_transfer_pulses)
         W[:, c] gets n pulses of polarity sign(n) (each dw_min * q(W))
         H[:, c] -= (1 - momentum) * n * theta      or, with forget_buffer, H *= momentum where n != 0
 
-    Defaults: fast_lr 1.0, transfer_lr 1.0, thres 1.0 (aihwkit thres_scale), momentum 0,
-    forget_buffer False, max_transfer_pulses 1 (aihwkit TTv2 presets use a transfer BL of 1),
-    one column per step. Gradient at W (gamma = 0).
+    - ``granularity``: g = the nominal dw_min of W ("nominal", default, aihwkit) or each
+      element's own ("per_element").
+    - ``auto_granularity`` (default 0: off): aihwkit's auto_granularity a; theta is scaled by
+      a / (n_lines * transfer_every) (:meth:`BufferedState.threshold_scale`).
+    - ``pulse_write``: "exact" (default: exactly n pulses) or "pulse_train" (aihwkit's transfer
+      update: a one-hot rank update of n g through the transfer engine, a stochastic train of
+      mean |n| under the stochastic engine).
+
+    Defaults: fast_lr 1, transfer_lr 1, thres 1 (aihwkit thres_scale), momentum 0.1 and
+    forget_buffer True (aihwkit's), max_transfer_pulses 1 (aihwkit transfer BL), one column per
+    step. Gradient at W (gamma = 0).
     """
 
-    fast_lr: float = 1.0
-    transfer_lr: float = 1.0
-    transfer_every: int = 1
-    columns_per_transfer: int | None = 1
     thres: float = 1.0
-    momentum: float = 0.0
-    forget_buffer: bool = False
+    momentum: float = 0.1
+    forget_buffer: bool = True
     max_transfer_pulses: int = 1
-    p_reference: object = None
+    granularity: str = "nominal"
+    auto_granularity: float = 0.0
+    pulse_write: str = "exact"
 
     name = "tiki_taka_v2"
 
-    def __post_init__(self):
-        self._validate()
-
     def _validate(self):
+        super()._validate()
         owner = type(self).__name__
-        check_positive(owner, "fast_lr", self.fast_lr)
-        check_positive(owner, "transfer_lr", self.transfer_lr)
-        check_transfer_schedule(owner, self.transfer_every, self.columns_per_transfer)
         check_positive(owner, "thres", self.thres)
         check_unit(owner, "momentum", self.momentum, hi_open=True)
+        check_bool(owner, "forget_buffer", self.forget_buffer)
         if not (isinstance(self.max_transfer_pulses, int) and self.max_transfer_pulses >= 1):
             raise ValueError(f"{owner}.max_transfer_pulses must be an int in [1, inf), got {self.max_transfer_pulses!r}")
-        check_reference(owner, "p_reference", self.p_reference)
+        check_choice(owner, "granularity", self.granularity, GRANULARITIES)
+        check_positive(owner, "auto_granularity", self.auto_granularity, allow_zero=True)
+        check_choice(owner, "pulse_write", self.pulse_write, PULSE_WRITES)
 
     def init(self, spec):
         return BufferedState(spec, self, gamma=0.0)
 
 
 class BufferedState(TransferState):
-    """TT-v2 / RLv2 / c-TTv2 core: digital buffer H and thresholded whole-pulse writes to W."""
+    """TT-v2 / RLv2 / c-TTv2 / AGAD core: digital buffer H and thresholded whole-pulse writes to W."""
 
     #: EMA decay of H per read (RLv2: beta; TT-v2: 0, a pure integrator)
     decay = 0.0
 
     def __init__(self, spec, algo, gamma: float):
         super().__init__(spec, algo, gamma)
-        w = self.arrays["W"]
-        self.buffers["H"] = torch.zeros(w.shape, device=w.torch_device, dtype=w.dtype)
-        self.pulse_engine = DeterministicEngine(bit_length=algo.max_transfer_pulses, rounding="round")
+        self.buffer = ThresholdedBuffer(self, self.arrays["W"], self.lines, algo, scale=self.threshold_scale(),
+                                        unit_array=self.arrays[self.unit_array])
 
-    def threshold(self) -> torch.Tensor | float:
-        """theta = thres * dw_min of W (per element when dw_min varies device to device)."""
-        return self.algo.thres * self.arrays["W"].device.dw_min
+    #: name of the array whose granularity sets the threshold (aihwkit: the slow array for
+    #: BufferedTransferCompound, the fast one for the chopped compounds)
+    unit_array = "W"
+
+    def threshold_scale(self) -> float:
+        """aihwkit ``auto_granularity`` a: theta is scaled by a / (n_lines * transfer_every) (the
+        lines of one full pass and the raw transfer_every, as aihwkit); 1 when off (a = 0)."""
+        auto = getattr(self.algo, "auto_granularity", 0.0)
+        if not auto:
+            return 1.0
+        return float(auto) / (self.lines.n * self.algo.transfer_every)
+
+    def threshold(self):
+        """theta = thres * granularity (per element when ``granularity="per_element"``)."""
+        return self.buffer.threshold(None)
 
     def buffer_input(self, read, cols, lr) -> torch.Tensor:
-        """What one read adds to H (TT-v2: lr * transfer_lr * read)."""
-        return read * (lr * self.algo.transfer_lr)
-
-    def write_from_buffer(self, h: torch.Tensor, cols, write: bool = True) -> torch.Tensor:
-        """Thresholded whole-pulse write of buffer columns ``h`` (out, k); returns the new h.
-
-        ``write=False`` reduces the buffer as if the pulses were fired but fires none (AGAD's
-        warm-up)."""
-        theta = self.threshold()
-        theta_c = theta if not isinstance(theta, torch.Tensor) or cols is None else theta[:, cols]
-        n = torch.trunc(h / theta_c).clamp(-self.algo.max_transfer_pulses, self.algo.max_transfer_pulses)
-        if self.algo.forget_buffer:
-            h = torch.where(n != 0, h * self.algo.momentum, h)
-        else:
-            h = h - (1.0 - self.algo.momentum) * n * theta_c
-        if write:
-            w = self.arrays["W"]
-            dw_min = w.device.dw_min
-            dw_c = dw_min if not isinstance(dw_min, torch.Tensor) or cols is None else dw_min[:, cols]
-            w.update(self.scatter(n * dw_c, cols), self.pulse_engine)
-        return h
+        """What one read adds to H (TT-v2: transfer_step * read)."""
+        return read * self.algo.transfer_step(lr)
 
     def transfer(self, lr):
         cols = self.next_columns()
         read = self.read_p(cols)
-        h_all = self.buffers["H"]
-        h = h_all if cols is None else h_all[:, cols]
-        if self.decay:
-            h = h * (1.0 - self.decay)
-        h = h + self.buffer_input(read, cols, lr)
-        h = self.write_from_buffer(h, cols)
-        if cols is None:
-            self.buffers["H"] = h
-        else:
-            h_all[:, cols] = h
-        self.count_transfer()
-
-    def step(self, x, d, lr):
-        self.gradient_to_p(x, d, lr)
-        self.counters["steps"] += 1
-        if self.transfer_due():
-            self.transfer(lr)
+        self.buffer.step(cols, self.buffer_input(read, cols, lr), keep=1.0 - self.decay)
+        self.after_transfer(cols)
 
 
 # ----------------------------------------------------------------------------- RLv2
@@ -342,7 +396,8 @@ class ResidualLearningV2(Algorithm):
 
     and the gradient is taken at W + gamma P (eq. 10). ``buffer_rate`` is the paper's beta in
     (0, 1] (default 0.1): small values filter the read noise. ``fast_lr`` scales the P step as in
-    :class:`ResidualLearning`; ``gamma`` default 0.2.
+    :class:`ResidualLearning`; ``gamma`` default 0.2. ``granularity``: dw_min of the threshold,
+    "nominal" (default) or "per_element".
     aihwkit (per the paper's code hint): ChoppedTransferCompound with in_chop_prob 0,
     buffer_as_momentum, momentum ~ 1 - buffer_rate.
     """
@@ -353,6 +408,7 @@ class ResidualLearningV2(Algorithm):
     transfer_every: int = 1
     columns_per_transfer: int | None = None
     p_reference: object = None
+    granularity: str = "nominal"
 
     name = "residual_learning_v2"
 
@@ -363,12 +419,16 @@ class ResidualLearningV2(Algorithm):
         check_unit(owner, "buffer_rate", self.buffer_rate, lo_open=True)
         check_transfer_schedule(owner, self.transfer_every, self.columns_per_transfer)
         check_reference(owner, "p_reference", self.p_reference)
+        check_choice(owner, "granularity", self.granularity, GRANULARITIES)
 
     # fixed parts of the thresholded write (one pulse, subtract dw_min)
     thres = 1.0
     momentum = 0.0
     forget_buffer = False
     max_transfer_pulses = 1
+
+    def fast_step(self, lr: float) -> float:
+        return lr * self.fast_lr
 
     def init(self, spec):
         return ResidualV2State(spec, self, gamma=self.gamma)

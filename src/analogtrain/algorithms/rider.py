@@ -58,9 +58,8 @@ from dataclasses import dataclass
 import torch
 
 from ..arrays import ReferenceOffset
-from ..pulses import DeterministicEngine
-from ..pulses.base import nominal_dw_min
 from .base import Algorithm, AlgorithmState, check_positive, check_unit
+from .transfer import OPEN_LOOP_WRITES, Lines, ThresholdedBuffer, check_choice, ema_lines, read_lines, write_open_loop
 
 TRANSFERS = ("direct", "buffered")
 CHOPPERS = ("random", "regular")
@@ -90,6 +89,15 @@ class _RiderParams(Algorithm):
     transfer_bl: int = 1
     forget_buffer: bool = False
     p_reference: object = None
+    transfer_write: str = "pulse_train"
+
+    # fixed parts of the buffered transfer (ThresholdedBuffer): threshold = nominal dw_min of W
+    thres = 1.0
+    momentum = 0.0
+
+    @property
+    def max_transfer_pulses(self) -> int:
+        return self.transfer_bl
 
     def _validate(self) -> None:
         owner = type(self).__name__
@@ -106,6 +114,7 @@ class _RiderParams(Algorithm):
         if not (isinstance(self.transfer_bl, int) and self.transfer_bl >= 1):
             raise ValueError(f"{owner}.transfer_bl must be an int >= 1 (allowed range: [1, inf)), got {self.transfer_bl!r}")
         _check_reference(owner, self.p_reference)
+        check_choice(owner, "transfer_write", self.transfer_write, OPEN_LOOP_WRITES)
 
     def __post_init__(self):
         self._validate()
@@ -174,21 +183,17 @@ class RiderState(AlgorithmState):
         self.buffers["Q"] = torch.zeros_like(P.state)
         if sync == "flips":
             self.buffers["Q_tilde"] = torch.zeros_like(P.state)
-        if params.transfer == "buffered":
-            self.buffers["H"] = torch.zeros_like(P.state)
         self.generators["transfer_read"] = spec.generator("transfer_read")
         # the chopper is host-side control logic: a CPU generator, no device sync per step
         self.chop_generator = torch.Generator(device="cpu")
         self.chop_generator.manual_seed(spec.array_seed("chopper"))
         self.chop = 1
-        self.next_column = 0
-        self.transfer_engine = spec.config.make_transfer_engine()
-        self.pulse_engine = DeterministicEngine(bit_length=params.transfer_bl, rounding="round")
+        self.lines = Lines(self, P.shape, params.columns_per_transfer)
+        self.buffer = (ThresholdedBuffer(self, self.arrays["W"], self.lines, params)
+                       if params.transfer == "buffered" else None)
         self.transfer_io = spec.config.transfer_io
         self.counters.update(chopper_flips=0, q_tilde_syncs=0, q_tilde_programmed=0)
-        n_cols = P.shape[1]
         self.period = max(math.ceil(1.0 / self.chop_prob), 2) if self.chop_prob > 0 else 0
-        self.cols_per_step = None if params.columns_per_transfer is None else min(params.columns_per_transfer, n_cols)
 
     # ------------------------------------------------------------------ what forward sees
     def reference_buffer(self) -> torch.Tensor:
@@ -204,24 +209,6 @@ class RiderState(AlgorithmState):
         return W.read() + (gamma * self.chop) * (P.read() - self.reference_buffer())
 
     # ------------------------------------------------------------------ one step
-    def _columns(self):
-        n_cols = self.arrays["P"].shape[1]
-        if self.cols_per_step is None:
-            return None
-        start = self.next_column
-        self.next_column = (start + self.cols_per_step) % n_cols
-        idx = (torch.arange(start, start + self.cols_per_step) % n_cols).to(self.arrays["P"].torch_device)
-        return idx
-
-    def _read_p(self, cols) -> torch.Tensor:
-        P = self.arrays["P"]
-        value = P.read()
-        if self.transfer_io.is_perfect:
-            return value if cols is None else value.index_select(1, cols)
-        if cols is None:
-            cols = torch.arange(P.shape[1], device=P.torch_device)
-        return self.transfer_io.read_columns(value, cols, self.generators["transfer_read"])
-
     def step(self, x: torch.Tensor, d: torch.Tensor, lr: float) -> None:
         params = self.params
         P = self.arrays["P"]
@@ -229,18 +216,15 @@ class RiderState(AlgorithmState):
         # (11a)/(18a): chopped gradient pulses on P, alpha = lr * fast_lr
         P.update_outer(x, d if c > 0 else -d, lr * params.fast_lr)
         # read P_{k+1} (whole array or the next columns)
-        cols = self._columns()
-        p_read = self._read_p(cols)
-        Q = self.buffers["Q"]
-        ref = self.reference_buffer()
-        ref_old = ref if cols is None else ref.index_select(1, cols)
+        cols = self.lines.next(P.torch_device)
+        p_read = read_lines(P, self.lines, cols, self.transfer_io, self.generators["transfer_read"])
+        ref_old = self.lines.take(self.reference_buffer(), cols)
+        if cols is None:
+            ref_old = ref_old.clone()  # the EMA below updates Q in place
         signal = (p_read - ref_old) if c > 0 else (ref_old - p_read)  # c (P_{k+1} - R_k), R_k before the EMA
         # (12): EMA of the reads
         if params.eta > 0:
-            if cols is None:
-                Q.mul_(1.0 - params.eta).add_(p_read, alpha=params.eta)
-            else:
-                Q[:, cols] = Q[:, cols] * (1.0 - params.eta) + params.eta * p_read
+            ema_lines(self, "Q", self.lines, cols, p_read, params.eta)
         # (11b)/(18b): transfer to W
         beta = lr * params.transfer_lr
         if beta > 0:
@@ -249,25 +233,12 @@ class RiderState(AlgorithmState):
         self._advance_chopper()
 
     def _transfer(self, increment: torch.Tensor, cols) -> None:
-        W = self.arrays["W"]
-        if self.params.transfer == "direct":
-            W.update(self.scatter(increment, cols), engine=self.transfer_engine)
-            return
-        H = self.buffers["H"]
-        h = H if cols is None else H[:, cols]
-        h = h + increment
-        dw = nominal_dw_min(W.device)
-        counts = torch.trunc(h / dw).clamp(-self.params.transfer_bl, self.params.transfer_bl)
-        if self.params.forget_buffer:
-            h = torch.where(counts != 0, torch.zeros_like(h), h)
+        """(11b): direct open-loop write of beta * signal, or the buffered form (Sec. 3.6): H +=
+        beta * signal, whole pulses at W's nominal granularity (:class:`ThresholdedBuffer`)."""
+        if self.buffer is None:
+            write_open_loop(self.arrays["W"], self.lines, cols, increment, self.params.transfer_write)
         else:
-            h = h - counts * dw
-        if cols is None:
-            H.copy_(h)
-        else:
-            H[:, cols] = h
-        full_counts = self.scatter(counts, cols)
-        W.update(full_counts * W.device.dw_min, engine=self.pulse_engine)
+            self.buffer.step(cols, increment)
 
     def _advance_chopper(self) -> None:
         if self.chop_prob <= 0:
@@ -295,11 +266,10 @@ class RiderState(AlgorithmState):
         return out
 
     def extra_state(self) -> dict:
-        return {"chop": self.chop, "next_column": self.next_column, "chop_rng": self.chop_generator.get_state()}
+        return {"chop": self.chop, "chop_rng": self.chop_generator.get_state()}
 
     def load_extra_state(self, extra: dict) -> None:
         if not extra:
             return
         self.chop = int(extra["chop"])
-        self.next_column = int(extra["next_column"])
         self.chop_generator.set_state(extra["chop_rng"])

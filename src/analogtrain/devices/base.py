@@ -25,6 +25,8 @@ from collections.abc import Mapping
 import torch
 
 Number = float | torch.Tensor
+#: how device-to-device factors of positive (scale) parameters are drawn, see :meth:`Device.spread_factor`
+D2D_DISTRIBUTIONS = ("lognormal", "aihwkit")
 _MISSING = object()
 
 
@@ -57,7 +59,11 @@ class Device:
       (read) value of an element each time it is written (aihwkit's write_noise_std); the
       hidden state that the response functions act on is unaffected.
     - ``device_to_device``: ``{param_name: std}`` spreads sampled once per element.
-      Positive parameters get a log-normal factor exp(std*xi), signed ones an additive std*xi.
+      Scale parameters get a factor (:meth:`spread_factor`), signed ones an additive std*xi.
+    - ``device_to_device_distribution``: ``"lognormal"`` (default): factor exp(std*xi);
+      ``"aihwkit"``: factor 1 + std*xi with aihwkit's enforce_consistency rule (the parameter
+      keeps the sign of its nominal value: |1 + std*xi| for steps and bounds), as aihwkit's
+      PulsedDevice draws dw_min_dtod, w_max_dtod and w_min_dtod.
     """
 
     #: names of per-element parameters of the family (besides ``dw_min``)
@@ -76,6 +82,7 @@ class Device:
         cycle_noise_type: str = "additive",
         write_noise: float = 0.0,
         device_to_device: Mapping[str, float] | None = None,
+        device_to_device_distribution: str = "lognormal",
     ) -> None:
         if dw_min is not None and n_states is not None:
             raise ValueError("give either dw_min or n_states, not both")
@@ -111,6 +118,10 @@ class Device:
             if std < 0:
                 raise ValueError(f"device_to_device[{name!r}] must be >= 0, got {std!r}")
         self.device_to_device = d2d
+        if device_to_device_distribution not in D2D_DISTRIBUTIONS:
+            raise ValueError(f"device_to_device_distribution must be one of {D2D_DISTRIBUTIONS}, "
+                             f"got {device_to_device_distribution!r}")
+        self.device_to_device_distribution = device_to_device_distribution
 
     # ------------------------------------------------------------------ response functions
     def q_plus(self, w: torch.Tensor) -> torch.Tensor:
@@ -338,7 +349,7 @@ class Device:
             if std > 0:
                 xi = torch.randn(shape, generator=generator, dtype=dtype, device="cpu").to(device)
                 if name == "dw_min" or name in self.positive_params:
-                    base = base * torch.exp(std * xi)
+                    base = base * self.spread_factor(std, xi)
                 else:
                     base = base + std * xi
             out[name] = base
@@ -346,6 +357,13 @@ class Device:
         new.device_to_device = {}
         new._validate_sampled()
         return new
+
+    def spread_factor(self, std: float, xi: torch.Tensor) -> torch.Tensor:
+        """Device-to-device factor of a scale parameter from standard normal draws ``xi``:
+        exp(std xi) ("lognormal") or |1 + std xi| ("aihwkit", enforce_consistency)."""
+        if self.device_to_device_distribution == "aihwkit":
+            return (1.0 + std * xi).abs_()
+        return torch.exp(std * xi)
 
     def _validate_sampled(self) -> None:
         """Hook for families to check sampled parameters (e.g. bounds still ordered)."""
@@ -390,6 +408,8 @@ class Device:
             d["write_noise"] = self.write_noise
         if self.device_to_device:
             d["device_to_device"] = dict(self.device_to_device)
+        if self.device_to_device_distribution != "lognormal":
+            d["device_to_device_distribution"] = self.device_to_device_distribution
         return d
 
     def __repr__(self) -> str:

@@ -232,7 +232,7 @@ class SoftBounds(Device):
         max_n = max_count if max_count is not None else (int(n.max().item()) if n.numel() else 0)
         xi = torch.randn(counts.shape + (max_n,), generator=generator, device=dev, dtype=dtype)
         f = (xi.mul_(-self.cycle_noise).sub_(1.0)).mul_(r.unsqueeze(-1)).add_(1.0).clamp_(min=0.0)  # 1 - r(1 + s xi)
-        if max_n > 1:  # factor 1 beyond each element's count (counts are integers: no bool mask)
+        if n is not None:  # factor 1 beyond each element's count, also for count 0 (integers: no bool mask)
             active = (n.unsqueeze(-1) - torch.arange(max_n, device=dev, dtype=dtype)).clamp_(0.0, 1.0)
             f = active.mul_(f.sub_(1.0)).add_(1.0)
         return target, f
@@ -329,10 +329,15 @@ class SoftBounds(Device):
     def sample(self, shape, generator=None, device=None, dtype=torch.float32):
         new = super().sample(shape, generator, device, dtype)
         if self._slope_spread > 0 or self._up_down_spread > 0:
-            common = torch.exp(self._slope_spread * torch.randn(shape, generator=generator, dtype=dtype)).to(device)
+            common = self.spread_factor(self._slope_spread,
+                                        torch.randn(shape, generator=generator, dtype=dtype)).to(device)
             rho = (self._up_down_spread * torch.randn(shape, generator=generator, dtype=dtype)).to(device)
-            new.up_slope = (new.up_slope * common + rho).clamp_min(1e-3)
-            new.down_slope = (new.down_slope * common - rho).clamp_min(1e-3)
+            if self.device_to_device_distribution == "aihwkit":  # scale_up/down = dw_min (gain +- r), |.|
+                new.up_slope = (new.up_slope * common + rho).abs_().clamp_min(1e-6)
+                new.down_slope = (new.down_slope * common - rho).abs_().clamp_min(1e-6)
+            else:
+                new.up_slope = (new.up_slope * common + rho).clamp_min(1e-3)
+                new.down_slope = (new.down_slope * common - rho).clamp_min(1e-3)
         new._slope_spread = 0.0
         new._up_down_spread = 0.0
         return new

@@ -38,11 +38,12 @@ def power_mnist() -> Device:
 
 
 def aihwkit_softbounds() -> Device:
-    """aihwkit SoftBoundsDevice defaults: dw_min 1e-3, bounds +-0.6, dtod 0.3 on dw_min and
-    bounds, up_down_dtod 0.01, multiplicative cycle noise 0.3."""
+    """aihwkit 1.1.0 SoftBoundsDevice defaults: dw_min 1e-3, bounds +-0.6, dtod 0.3 on dw_min and
+    bounds (Gaussian 1 + 0.3 xi with enforce_consistency, aihwkit's distribution), up_down_dtod
+    0.01 (additive), multiplicative cycle noise 0.3 (dw_min_std, mult_noise)."""
     return SoftBounds(
         up_slope=1.0, down_slope=1.0, w_max=0.6, w_min=-0.6, dw_min=1e-3,
-        cycle_noise=0.3, cycle_noise_type="multiplicative",
+        cycle_noise=0.3, cycle_noise_type="multiplicative", device_to_device_distribution="aihwkit",
         device_to_device={"dw_min": 0.3, "w_max": 0.3, "w_min": 0.3, "up_down": 0.01},
     )
 

@@ -91,6 +91,9 @@ class PulseEngine:
     """Interface of all engines."""
 
     name = "engine"
+    #: whether apply_outer(x, d, lr) equals apply(-lr d^T x) (one element-wise rule); the
+    #: stochastic engine's pulse trains do not
+    outer_is_elementwise = True
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         raise NotImplementedError(f"{type(self).__name__} must implement apply")

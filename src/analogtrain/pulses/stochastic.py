@@ -67,6 +67,7 @@ LOG_FLOOR = -64.0
 
 class StochasticEngine(PulseEngine):
     name = "stochastic"
+    outer_is_elementwise = False
 
     def __init__(
         self,
