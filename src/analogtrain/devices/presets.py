@@ -53,6 +53,13 @@ def offset_softbounds() -> Device:
     return SoftBounds(tau=0.6, asymmetry=0.2, dw_min=1e-3)
 
 
+def offset_softbounds_additive() -> Device:
+    """The demo device (soft bounds tau = 0.6, SP = 0.12, dw_min 1e-3) with the papers' additive
+    cycle-to-cycle noise sigma_c = 0.3 per pulse (2502.06309 App. C eq. 26; the paper's typical
+    sigma_c / q is 5 %-100 %)."""
+    return SoftBounds(tau=0.6, asymmetry=0.2, dw_min=1e-3, cycle_noise=0.3, cycle_noise_type="additive")
+
+
 def hfo2_rram() -> Device:
     """HfO2 RRAM array (Gong et al. 2022; aihwkit ReRamArrayHfO2PresetDevice, used by
     2602.21321 Tables 1-2): soft bounds on [-1, 1], dw_min 0.4622 (about 4.3 states),
@@ -73,6 +80,7 @@ PRESETS: dict[str, Callable[[], Device]] = {
     "power_mnist": power_mnist,
     "aihwkit_softbounds": aihwkit_softbounds,
     "offset_softbounds": offset_softbounds,
+    "offset_softbounds_additive": offset_softbounds_additive,
     "hfo2_rram": hfo2_rram,
 }
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .. import AnalogConfig, IO
+from .. import IO, AnalogConfig
 from ..algorithms import AGAD, AnalogSGD, ChoppedTikiTakaV2, TikiTaka, TikiTakaV2
 from ..devices import get_preset
 from ..nn import AnalogLinear
