@@ -78,15 +78,6 @@ class AlgorithmState:
         """Write the effective weight into ``out`` (no new large tensor where a state can)."""
         return out.copy_(self.effective_weight())
 
-    def scatter(self, values: torch.Tensor, cols) -> torch.Tensor:
-        """Full-shape tensor holding ``values`` (out, k) in columns ``cols`` and zeros elsewhere
-        (``cols=None``: ``values`` already covers every column)."""
-        if cols is None:
-            return values
-        full = torch.zeros(self.arrays["W"].shape, device=values.device, dtype=values.dtype)
-        full[:, cols] = values
-        return full
-
     def summary(self) -> dict:
         """Pulses per array (up/down/total), programming writes and counters."""
         out = {"pulses": {}, "counters": dict(self.counters)}

@@ -121,7 +121,6 @@ class MultiTileState(AlgorithmState):
         for n in range(algo.n_tiles - 1):
             self.counters[f"transfers_{self.names[n + 1]}->{self.names[n]}"] = 0
             self.lines.append(Lines(self, spec.shape, algo.columns_per_transfer, key=f"next_column_{self.names[n]}"))
-        self.k = self.lines[0].k if self.lines else self.n_in
 
     def effective_weight(self):
         w = self.arrays[self.names[0]].read()

@@ -70,13 +70,6 @@ def check_transfer_schedule(owner: str, transfer_every, columns_per_transfer) ->
         )
 
 
-def columns_per_read(columns_per_transfer, n_in: int) -> int:
-    """Number of columns read per transfer for a layer with ``n_in`` inputs."""
-    if columns_per_transfer in (None, "all"):
-        return n_in
-    return min(int(columns_per_transfer), n_in)
-
-
 def check_reference(owner: str, name: str, value) -> None:
     if value is None or isinstance(value, (int, float, ReferenceOffset)) or value in ("symmetric_point", "sp"):
         return
@@ -199,7 +192,8 @@ class ResidualLearning(TikiTaka):
 
 
 class TransferState(AlgorithmState):
-    """Shared recipe: arrays W and P, gradient pulses on P, transfers of lines of P into W."""
+    """Shared recipe: arrays W and P, gradient pulses on P, transfers of lines of P into W
+    (subclasses define ``transfer(lr)``)."""
 
     def __init__(self, spec, algo, gamma: float):
         super().__init__(spec)
@@ -272,9 +266,6 @@ class TransferState(AlgorithmState):
         self.counters["steps"] += 1
         for _ in range(self.transfers_due(x.shape[0])):
             self.transfer(lr)
-
-    def transfer(self, lr):
-        raise NotImplementedError(f"{type(self).__name__} must implement transfer")
 
     def summary(self) -> dict:
         out = super().summary()

@@ -171,11 +171,13 @@ class ThresholdedBuffer:
     granularity = property(lambda self: getattr(self.params, "granularity", "nominal"))
     how = property(lambda self: getattr(self.params, "pulse_write", "exact"))
 
-    def unit(self, idx):
-        """The granularity g of the selected lines: a float (nominal) or a tensor (per element)."""
+    def unit(self, idx, array: AnalogArray | None = None):
+        """The granularity g of ``array`` (default: ``unit_array``) on the selected lines: a float
+        (nominal) or a tensor (per element)."""
+        array = self.unit_array if array is None else array
         if self.granularity == "nominal":
-            return self.unit_array.nominal_dw_min
-        return self.lines.take(self.unit_array.device.dw_min, idx)
+            return array.nominal_dw_min
+        return self.lines.take(array.device.dw_min, idx)
 
     def threshold(self, idx):
         return self.unit(idx) * (self.thres * self.scale)
@@ -205,9 +207,7 @@ class ThresholdedBuffer:
     def write(self, idx, n: torch.Tensor):
         if self.how == "exact":
             return self.target.fire(self.lines.scatter(n, idx))
-        g = self.target.nominal_dw_min if self.granularity == "nominal" else self.lines.take(
-            self.target.device.dw_min, idx)
-        return write_open_loop(self.target, self.lines, idx, n * g, "pulse_train")
+        return write_open_loop(self.target, self.lines, idx, n * self.unit(idx, self.target), "pulse_train")
 
 
 # ----------------------------------------------------------------------------- chopper
