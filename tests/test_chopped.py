@@ -127,3 +127,96 @@ def test_agad_transfers_sign_recovered_signal():
             # past_mean is the mean of the previous half period, o - c * s: increment 2 s per read
             torch.testing.assert_close(st.buffers["H"] - h_prev, 2 * signal, rtol=0, atol=2e-3)
         h_prev = st.buffers["H"].clone()
+
+
+# ----------------------------------------------------------------------------- out chopper, gamma
+def test_out_chopper_flips_sign_of_the_gradient_rows_and_is_undone_on_read():
+    """aihwkit out_chop_prob: P receives d (.) c_out; the read is multiplied by c_out again, so the
+    buffer holds -lr * grad whatever the output signs are."""
+    x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
+    d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
+    algo = ChoppedTikiTakaV2(chop_prob=0.1, out_chop_prob=0.3, columns_per_transfer=None, thres=1e6,
+                             units_in_mbatch=True)
+    plain = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True))
+    st = make_state(algo)
+    st.buffers["out_chopper"][[0, 2]] = -1.0
+    plain.gradient_to_p(x, d, 0.1)
+    st.gradient_to_p(x, d, 0.1)
+    sign = torch.ones(SHAPE[0], 1)
+    sign[[0, 2]] = -1.0
+    torch.testing.assert_close(st.arrays["P"].read(), sign * plain.arrays["P"].read(), rtol=1e-6, atol=0)
+    st.transfer(lr=0.1)
+    torch.testing.assert_close(st.buffers["H"], 0.1 * (-0.1 * d.T @ x), rtol=1e-5, atol=1e-8)
+
+
+def test_out_chopper_flips_after_the_last_column_only():
+    st = make_state(ChoppedTikiTakaV2(chop_prob=0.0, out_chop_prob=1.0, columns_per_transfer=1))
+    for i in range(3 * SHAPE[1]):
+        st.transfer(lr=0.1)
+        passes = (i + 1) // SHAPE[1]
+        expected = torch.full((SHAPE[0],), (-1.0) ** passes)
+        assert torch.equal(st.buffers["out_chopper"], expected), i
+
+
+def test_out_chopper_flip_rate():
+    st = make_state(ChoppedTikiTakaV2(chop_prob=0.0, out_chop_prob=0.25, columns_per_transfer=None))
+    prev, flips, n = st.buffers["out_chopper"].clone(), 0, 400
+    for _ in range(n):
+        st.transfer(lr=0.1)
+        flips += int((st.buffers["out_chopper"] != prev).sum())
+        prev = st.buffers["out_chopper"].clone()
+    # binomial(1600, 0.25): std 0.011; 4 sigma
+    assert abs(flips / (n * SHAPE[0]) - 0.25) < 0.044
+
+
+def test_gamma_mixes_the_dechopped_fast_array():
+    """aihwkit master (PR 764): forward weight C + gamma (c_d c_x^T) (.) A."""
+    st = make_state(ChoppedTikiTakaV2(gamma=0.3, out_chop_prob=0.5), init=torch.full(SHAPE, 0.02))
+    p0 = 0.1 * torch.randn(SHAPE, generator=torch.Generator().manual_seed(2))
+    st.arrays["P"].program(p0)
+    st.buffers["chopper"][[1, 3]] = -1.0
+    st.buffers["out_chopper"][2] = -1.0
+    chop = st.buffers["out_chopper"][:, None] * st.buffers["chopper"][None, :]
+    torch.testing.assert_close(st.effective_weight(), st.arrays["W"].read() + 0.3 * chop * p0)
+    zero = make_state(ChoppedTikiTakaV2(), init=torch.full(SHAPE, 0.02))
+    zero.arrays["P"].program(p0)
+    assert torch.equal(zero.effective_weight(), zero.arrays["W"].read())
+
+
+# ----------------------------------------------------------------------------- E-RIDER, artifact form
+def test_erider_artifact_with_zero_gamma_is_agad():
+    from analogtrain.algorithms import ERIDERArtifact
+
+    gen = torch.Generator().manual_seed(5)
+    xs = [torch.randn(2, SHAPE[1], generator=gen) for _ in range(80)]
+    ds = [torch.randn(2, SHAPE[0], generator=gen) for _ in range(80)]
+    dev = at.devices.SoftBounds(tau=1.0, asymmetry=0.1)
+    a = make_state(AGAD(transfer_lr=20.0, units_in_mbatch=True), device=dev)
+    b = make_state(ERIDERArtifact(transfer_lr=20.0, gamma=0.0), device=dev)
+    for x, d in zip(xs, ds):
+        a.step(x, d, 0.05)
+        b.step(x, d, 0.05)
+    assert a.arrays["W"].pulse_count["total"] > 0
+    assert torch.equal(a.arrays["W"].state, b.arrays["W"].state)
+    assert torch.equal(a.effective_weight(), b.effective_weight())
+
+
+def test_erider_artifact_forward_adds_gamma_times_the_chopped_reference_free_read():
+    """W-bar = W + gamma c (P - Q~) with each column's value from its latest transfer."""
+    from analogtrain.algorithms import ERIDERArtifact
+
+    st = make_state(ERIDERArtifact(gamma=0.4, chop_prob=0.5, thres=1e6), init=torch.full(SHAPE, 0.01))
+    gen = torch.Generator().manual_seed(9)
+    expected = torch.zeros(SHAPE)
+    for _ in range(3 * SHAPE[1]):
+        p = 0.05 * torch.randn(SHAPE, generator=gen)
+        st.arrays["P"].program(p)
+        col = st.counters["next_column"]
+        sign = float(st.buffers["chopper"][col])
+        cols = torch.tensor([col])
+        switched = bool(st.buffers["switched"][col])
+        q = (st.buffers["running_mean"] if switched else st.buffers["past_mean"])[:, col].clone()
+        expected[:, col] = sign * (p[:, col] - q)
+        st.transfer(lr=0.1)
+        torch.testing.assert_close(st.buffers["past_mean"].index_select(1, cols)[:, 0], q)
+        torch.testing.assert_close(st.effective_weight(), st.arrays["W"].read() + 0.4 * expected)

@@ -22,6 +22,7 @@ from analogtrain.algorithms import (
     ERIDER,
     RIDER,
     ChoppedTikiTakaV2,
+    ERIDERArtifact,
     MultiTileResidual,
     ResidualLearning,
     ResidualLearningV2,
@@ -31,7 +32,8 @@ from analogtrain.algorithms import (
 from analogtrain.devices import get_preset
 
 PRESETS = ("aihwkit_softbounds", "offset_softbounds_additive", "offset_softbounds")
-ALGORITHMS = (TikiTaka, ResidualLearning, TikiTakaV2, ResidualLearningV2, AGAD, MultiTileResidual, RIDER, ERIDER)
+ALGORITHMS = (TikiTaka, ResidualLearning, TikiTakaV2, ResidualLearningV2, AGAD, MultiTileResidual, RIDER, ERIDER,
+              ERIDERArtifact)
 
 
 def loss_ratio(algo, preset, epochs=20, lr=0.1, seed=0):

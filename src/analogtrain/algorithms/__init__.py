@@ -1,7 +1,7 @@
 """Training algorithms: each owns the arrays and buffers of one layer (see base.py)."""
 
 from .base import Algorithm, AlgorithmState
-from .chopped import AGAD, ChoppedTikiTakaV2
+from .chopped import AGAD, ChoppedTikiTakaV2, ERIDERArtifact
 from .multitile import MultiTileResidual
 from .residual import ResidualLearning, ResidualLearningV2, TikiTaka, TikiTakaV2
 from .rider import ERIDER, RIDER
@@ -11,4 +11,4 @@ from .twostage import TwoStage
 __all__ = ["Algorithm", "AlgorithmState", "AnalogSGD", "DigitalSGD"]
 __all__ += ["AGAD", "ChoppedTikiTakaV2", "MultiTileResidual", "ResidualLearning", "ResidualLearningV2", "TikiTaka",
             "TikiTakaV2"]
-__all__ += ["ERIDER", "RIDER", "TwoStage"]
+__all__ += ["ERIDER", "RIDER", "ERIDERArtifact", "TwoStage"]

@@ -24,6 +24,16 @@ AGAD additionally estimates P's reference on the fly (aihwkit DynamicTransferCom
 
 so what reaches W is the difference of P between chopper half periods, free of P's offset;
 writes start after the first ``n_samples`` passes (warm-up, as aihwkit).
+
+Output choppers (aihwkit ``out_chop_prob``, default 0): a sign d_j per output row of P, applied
+to the gradient write (d (.) c_out) and undone on read like the input chopper; after the
+transfer of the last column every row flips with probability out_chop_prob.
+
+Mixing (aihwkit master ``gamma`` of the chopped compounds, PR 764): with ``gamma > 0`` forward
+and backward use W + gamma (c_out c_in^T) (.) P, the fast array de-chopped.
+
+:class:`ERIDERArtifact` is E-RIDER as the paper's public artifact runs it (AGAD's transfer plus
+a "pref" term gamma c (P - Q~) in forward and backward, Q~ = past_mean).
 """
 
 from __future__ import annotations
@@ -41,8 +51,10 @@ from .transfer import Chopper, ema_lines
 class ChoppedTikiTakaV2(TikiTakaV2):
     """c-TTv2: TT-v2 with input choppers on P.
 
-    Extra fields: ``chop_prob`` in [0, 1] (default 0.1, aihwkit in_chop_prob) and
-    ``chop_random`` (default True as aihwkit's in_chop_random; False: regular period).
+    Extra fields: ``chop_prob`` in [0, 1] (default 0.1, aihwkit in_chop_prob),
+    ``chop_random`` (default True as aihwkit's in_chop_random; False: regular period),
+    ``out_chop_prob`` in [0, 1] (default 0, aihwkit out_chop_prob) and ``gamma`` >= 0 (default 0,
+    aihwkit master's gamma with the de-chopping correction: forward on W + gamma (c c^T) (.) P).
     Defaults as aihwkit's ChoppedTransferCompound: momentum 0 and forget_buffer True (H is
     cleared where a pulse fired), transfers per mat-vec (``units_in_mbatch=False``: with
     transfer_every 1 one column per sample), threshold = thres (aihwkit buffer_granularity) times
@@ -51,6 +63,8 @@ class ChoppedTikiTakaV2(TikiTakaV2):
 
     chop_prob: float = 0.1
     chop_random: bool = True
+    out_chop_prob: float = 0.0
+    gamma: float = 0.0
     momentum: float = 0.0
     units_in_mbatch: bool = False
 
@@ -60,6 +74,8 @@ class ChoppedTikiTakaV2(TikiTakaV2):
         super()._validate()
         check_unit(type(self).__name__, "chop_prob", self.chop_prob)
         check_bool(type(self).__name__, "chop_random", self.chop_random)
+        check_unit(type(self).__name__, "out_chop_prob", self.out_chop_prob)
+        check_positive(type(self).__name__, "gamma", self.gamma, allow_zero=True)
         if not self.transfer_columns:
             raise ValueError(f"{type(self).__name__}.transfer_columns must be True (the input choppers act per column)")
 
@@ -75,17 +91,34 @@ class ChoppedState(BufferedState):
         w = self.arrays["W"]
         self.chopper = Chopper(self, self.n_in, algo.chop_prob, algo.chop_random, device=w.torch_device,
                                dtype=w.dtype)
+        self.out_chopper = Chopper(self, w.shape[0], algo.out_chop_prob, True, name="out_chopper",
+                                   device=w.torch_device, dtype=w.dtype)
         self.n_samples = self.chopper.n_samples
+
+    # ------------------------------------------------------------------ forward
+    def effective_weight(self):
+        """W, or W + gamma (c_out c_in^T) (.) P with gamma > 0 (aihwkit master, PR 764)."""
+        w = self.arrays["W"].read()
+        gamma = self.algo.gamma
+        if gamma == 0:
+            return w
+        chop = self.out_chopper.signs[:, None] * self.chopper.signs[None, :]
+        return w + gamma * chop * self.arrays["P"].read()
 
     # ------------------------------------------------------------------ chopper
     def gradient_to_p(self, x, d, lr):
         if x.dim() == 1:
-            x = x[None]
+            x, d = x[None], d[None]
+        if self.algo.out_chop_prob > 0:
+            d = d * self.out_chopper.signs
         self.arrays["P"].update_outer(x * self.chopper.signs, d, self.algo.fast_step(lr))
 
     def column_signs(self, cols) -> torch.Tensor:
-        """Chopper signs broadcast against the read of lines ``cols``."""
-        return self.lines.line_vector(self.chopper.signs, cols)
+        """Chopper signs c_out c_in broadcast against the read of lines ``cols``."""
+        signs = self.lines.line_vector(self.chopper.signs, cols)
+        if self.algo.out_chop_prob > 0:
+            signs = self.out_chopper.signs[:, None] * signs
+        return signs
 
     def flip_mask(self, cols) -> torch.Tensor | None:
         """Which chopper lines flip after this transfer (None: none)."""
@@ -93,6 +126,10 @@ class ChoppedState(BufferedState):
 
     def apply_flips(self, cols, flips):
         self.chopper.apply(cols, flips)
+        # output choppers: every row flips with out_chop_prob after the last column's transfer
+        if self.algo.out_chop_prob > 0 and (cols is None or bool((cols == self.n_in - 1).any())):
+            rows = self.out_chopper.n
+            self.out_chopper.apply(None, self.out_chopper.flips(None, rows, 0))
 
     # ------------------------------------------------------------------ transfer
     def buffer_input(self, read, cols, lr):
@@ -134,6 +171,41 @@ class AGAD(ChoppedTikiTakaV2):
         return AGADState(spec, self, gamma=0.0)
 
 
+@dataclass
+class ERIDERArtifact(AGAD):
+    """E-RIDER as the paper's public artifact runs it (Jindanli898/E-RIDER: aihwkit
+    DynamicTransferCompound with a "pref" term), beside :class:`~analogtrain.algorithms.ERIDER`,
+    the theory form of 2602.21321 Algorithm 3.
+
+    Transfer: AGAD's (:class:`AGAD`): chopper per input column; running mean m <- (1 - mu) m + mu
+    read, mu = tail_weightening / n_samples; at a column's first transfer after its chopper
+    flipped, past_mean <- m (this is Q~); H += transfer_step * c (read - Q~) in units of P's
+    granularity; truncated pulses (at most max_transfer_pulses) to W; writes after the warm-up.
+    Forward and backward: W + gamma * c (P - Q~), where c (P - Q~) of each column is the value
+    computed at that column's latest transfer (the artifact's cpq buffer, so up to one pass of
+    transfers old; zero before a column's first transfer). The artifact runs this term as a
+    second analog MVM with output noise; here it is part of the one effective weight.
+
+    How it differs from the theory form :class:`~analogtrain.algorithms.ERIDER`: one column per
+    transfer instead of the whole array, a buffered thresholded transfer instead of a direct
+    write, Q~ set from the running mean at flips of each column's own chopper (not a global
+    chopper and a digital Q programmed into an analog reference), no programming writes, and the
+    mixed weight uses stale per-column reads.
+
+    Defaults: AGAD's (chop_prob 0.1 regular, tail_weightening 5, momentum 0, forget_buffer True)
+    with ``gamma`` 0.1 (the kernel's AIHWKIT_PREF_GAMMA default; the paper's FCN script sets 0.01)
+    and ``units_in_mbatch`` True (as the artifact's scripts: a transfer per mini-batch).
+    """
+
+    gamma: float = 0.1
+    units_in_mbatch: bool = True
+
+    name = "erider_artifact"
+
+    def init(self, spec):
+        return ERIDERArtifactState(spec, self, gamma=0.0)
+
+
 class AGADState(ChoppedState):
     def __init__(self, spec, algo, gamma):
         super().__init__(spec, algo, gamma)
@@ -142,6 +214,9 @@ class AGADState(ChoppedState):
         self.buffers["past_mean"] = torch.zeros(w.shape, device=w.torch_device, dtype=w.dtype)
         self.buffers["switched"] = torch.zeros(self.n_in, device=w.torch_device, dtype=torch.bool)
         self.mean_rate = min(algo.tail_weightening / self.n_samples, 1.0)
+
+    def record_signal(self, cols, signal):
+        """Hook for the chopped, reference-free signal c (read - past_mean) of this transfer."""
 
     def reference(self) -> torch.Tensor:
         """AGAD's current estimate of P's reference (past_mean), shape of P."""
@@ -159,8 +234,9 @@ class AGADState(ChoppedState):
         past = torch.where(switched, lines.take(self.buffers["running_mean"], cols),
                            lines.take(self.buffers["past_mean"], cols))
         lines.put(self.buffers["past_mean"], cols, past)
-        signal = (read - past) * self.column_signs(cols) * self.algo.transfer_step(lr)
-        self.buffer.step(cols, signal, write=warm)
+        signal = (read - past) * self.column_signs(cols)
+        self.record_signal(cols, signal)
+        self.buffer.step(cols, signal * self.algo.transfer_step(lr), write=warm)
         ema_lines(self, "running_mean", lines, cols, read, self.mean_rate)
         now = flips if flips is not None else torch.zeros(self.k, dtype=torch.bool, device=switched_all.device)
         if cols is None:
@@ -169,3 +245,20 @@ class AGADState(ChoppedState):
             switched_all.index_copy_(0, cols, now)
         self.apply_flips(cols, flips)
         self.after_transfer(cols)
+
+
+class ERIDERArtifactState(AGADState):
+    def __init__(self, spec, algo, gamma):
+        super().__init__(spec, algo, gamma)
+        w = self.arrays["W"]
+        self.buffers["pref"] = torch.zeros(w.shape, device=w.torch_device, dtype=w.dtype)
+
+    def record_signal(self, cols, signal):
+        self.lines.put(self.buffers["pref"], cols, signal)
+
+    def effective_weight(self):
+        """W + gamma * c (P - Q~) with each column's value from its latest transfer."""
+        w = self.arrays["W"].read()
+        if self.algo.gamma == 0:
+            return w
+        return w + self.algo.gamma * self.buffers["pref"]

@@ -180,7 +180,7 @@ class AnalogConv2d(_AnalogLayerMixin, nn.Module):
                  bias: bool = True, config: AnalogConfig | None = None, seed: int = 0,
                  init_weight: torch.Tensor | None = None, init_bias: torch.Tensor | None = None):
         super().__init__()
-        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)  # noqa: E731
+        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride = pair(kernel_size), pair(stride)
         self.padding, self.dilation = pair(padding), pair(dilation)
