@@ -322,6 +322,7 @@ def test_stochastic_samples_applied_in_sequence():
     the same generator produces, on a nonlinear device where the order matters."""
     dev = SoftBounds(tau=0.5, asymmetry=0.3, dw_min=2e-2)
     eng = StochasticEngine(bit_length=31)
+    eng.use_kernel = False  # the torch reference (the kernel draws its own stream: tests/test_kernels.py)
     g = gen(8)
     x = torch.rand(6, 5, generator=g, dtype=F64) * 2 - 1
     d = torch.randn(6, 3, generator=g, dtype=F64)
@@ -475,6 +476,7 @@ def test_sparse_and_dense_coincidence_paths_apply_samples_in_sequence(monkeypatc
     monkeypatch.setattr(stochastic, "DENSE_LIMIT", dense_limit)
     dev = Exponential(gamma=2.0, tau=0.5, dw_min=2e-2)  # generic (pulse by pulse) family
     eng = StochasticEngine(bit_length=31)
+    eng.use_kernel = False  # the torch paths (the kernel draws its own stream: tests/test_kernels.py)
     g = gen(18)
     x = torch.rand(batch, 7, generator=g, dtype=F64) * 2 - 1
     d = torch.randn(batch, 4, generator=g, dtype=F64)

@@ -20,6 +20,13 @@ from analogtrain.pulses.base import nominal_dw_min
 F64 = torch.float64
 
 
+@pytest.fixture(autouse=True)
+def torch_engine(monkeypatch):
+    """These tests check the torch implementation (same generator stream as the hand-rolled
+    references); the compiled kernel draws its own stream and is checked in test_kernels.py."""
+    monkeypatch.setenv("ANALOGTRAIN_KERNELS", "torch")
+
+
 def gen(seed):
     return torch.Generator().manual_seed(seed)
 

@@ -267,6 +267,28 @@ class Device:
         form = self.pulse_factors(sign, generator, index=index, max_count=1)
         return None if form is None else (form[0], form[1][:, 0])
 
+    def affine_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """Per-pulse map of families whose responses are affine in w, for compiled kernels:
+        flat contiguous tensors (cu0, cu1, cd0, cd1, lo, hi, dw) of ``shape``'s element count with
+
+            up pulse:   w <- clamp(w + eta (cu0 + cu1 w))      (= w + dw_min q_plus(w) eta)
+            down pulse: w <- clamp(w - eta (cd0 + cd1 w))      (= w - dw_min q_minus(w) eta)
+
+        (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
+        when q_plus / q_minus are not affine (the torch engine runs then)."""
+        return None
+
+    def _flat_columns(self, columns, shape, dtype, device):
+        """Expand scalars / per-element tensors to flat contiguous tensors of ``shape``."""
+        n = 1
+        for k in shape:
+            n *= int(k)
+        out = []
+        for c in columns:
+            t = torch.as_tensor(c, dtype=dtype, device=device)
+            out.append(t.expand(tuple(shape)).reshape(n).contiguous() if t.dim() else t.expand(n).contiguous())
+        return tuple(out)
+
     def derived(self, name: str, compute):
         """Cache of a quantity derived from the parameters (e.g. 1 / dw_min), recomputed when a
         parameter object is replaced (``with_params``, ``sample``, ``to``)."""

@@ -51,6 +51,15 @@ class Ideal(Device):
     def bounds(self):
         return self._bounds
 
+    def affine_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """q_plus = q_minus = 1: cu0 = cd0 = dw_min, cu1 = cd1 = 0."""
+        if type(self).q_plus is not Ideal.q_plus or type(self).q_minus is not Ideal.q_minus:
+            return None
+        key = ("affine_pulse_coefficients", tuple(shape), dtype, str(device))
+        lo, hi = self._bounds
+        return self.derived(key, lambda: self._flat_columns(
+            (self.dw_min, 0.0, self.dw_min, 0.0, lo, hi, self.dw_min), shape, dtype, device))
+
     def symmetric_point(self):
         """Every state is symmetric; 0 is reported."""
         shapes = self._param_shapes()
@@ -196,6 +205,23 @@ class SoftBounds(Device):
             flat = [torch.as_tensor(c, dtype=ref.dtype, device=ref.device).expand(ref.shape).reshape(-1) for c in cols]
             return torch.stack(flat, dim=1).reshape(-1, 2)
         return self.derived("pulse_table", make)
+
+    def affine_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """dw_min q_plus(w) = dw a_up - (dw a_up / w_max) w, dw_min q_minus(w) = dw a_down -
+        (dw a_down / w_min) w. Subclasses that change the responses return None."""
+        if (type(self).q_plus is not SoftBounds.q_plus or type(self).q_minus is not SoftBounds.q_minus
+                or type(self).apply_pulse is not Device.apply_pulse):
+            return None
+        key = ("affine_pulse_coefficients", tuple(shape), dtype, str(device))
+
+        def make():
+            f64 = torch.float64
+            dw = torch.as_tensor(self.dw_min, dtype=f64)
+            up = dw * torch.as_tensor(self.up_slope, dtype=f64)
+            down = dw * torch.as_tensor(self.down_slope, dtype=f64)
+            w_max, w_min = torch.as_tensor(self.w_max, dtype=f64), torch.as_tensor(self.w_min, dtype=f64)
+            return self._flat_columns((up, -up / w_max, down, -down / w_min, w_min, w_max, dw), shape, dtype, device)
+        return self.derived(key, make)
 
     def safe_step(self):
         """Soft bounds: w + dW a_up (1 - w/w_max) <= w_max iff dW <= w_max / a_up (and the

@@ -41,6 +41,7 @@ import math
 import torch
 
 from ..devices.base import Device
+from . import numba_kernels
 from .base import (
     PulseEngine,
     PulseStats,
@@ -65,6 +66,13 @@ MAX_SLOT_LOOP = 512
 LOG_FLOOR = -64.0
 
 
+def _kernel_ready(w: torch.Tensor, device: Device) -> bool:
+    """Whether the compiled stochastic kernel applies to this call."""
+    return (w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and w.dim() == 2
+            and w.is_contiguous() and numba_kernels.kernels_enabled()
+            and device.affine_pulse_coefficients(w.shape, w.dtype, w.device) is not None)
+
+
 class StochasticEngine(PulseEngine):
     name = "stochastic"
     outer_is_elementwise = False
@@ -78,6 +86,9 @@ class StochasticEngine(PulseEngine):
         self.bit_length = check_bit_length(bit_length)
         self.bl_management = bool(bl_management)
         self.update_management = bool(update_management)
+        #: run the compiled CPU kernel where it applies (numba importable, CPU tensor, affine
+        #: family); False: always the torch implementation (the reference)
+        self.use_kernel = True
 
     # ------------------------------------------------------------------ pulse trains
     def train_probabilities(self, x, d, lr, dw_min):
@@ -153,6 +164,8 @@ class StochasticEngine(PulseEngine):
         if lr < 0:  # -lr d^T x == -|lr| (-d)^T x
             lr, d = -lr, -d
         dw_min = nominal_dw_min(device)
+        if self.use_kernel and _kernel_ready(w, device):
+            return self._apply_outer_kernel(w, device, x, d, lr, dw_min, generator, need_touched)
         x_bits, d_bits = self.pulse_trains(x, d, lr, dw_min, generator)
         n_b, n_out, n_in = x.shape[0], d.shape[1], x.shape[1]
         if n_b * n_out * n_in <= DENSE_LIMIT:
@@ -162,6 +175,18 @@ class StochasticEngine(PulseEngine):
             return self.apply_events(w, device, signed, generator, need_touched)
         elem, down, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
         return self._apply_unit_events(w, device, elem, down, slot_sizes, generator, need_touched)
+
+    def _apply_outer_kernel(self, w, device, x, d, lr, dw_min, generator, need_touched) -> PulseStats:
+        """The compiled kernel (:func:`~analogtrain.pulses.numba_kernels.stochastic_update`)."""
+        coefficients = device.affine_pulse_coefficients(w.shape, w.dtype, w.device)
+        noise = numba_kernels.NOISE_NONE
+        if device.cycle_noise > 0:
+            noise = (numba_kernels.NOISE_MULTIPLICATIVE if device.cycle_noise_type == "multiplicative"
+                     else numba_kernels.NOISE_ADDITIVE)
+        n_up, n_down, touched = numba_kernels.stochastic_update(
+            w, x, d, lr, dw_min, self, coefficients, noise, device.cycle_noise, generator, need_touched)
+        return PulseStats(torch.tensor(float(n_up), dtype=w.dtype), torch.tensor(float(n_down), dtype=w.dtype),
+                          touched)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
         """General increment: the pulse count per element is |dW|/dw_min stochastically

@@ -1,0 +1,253 @@
+"""Compiled CPU kernels (numba) for the pulse engines; the pure-torch engines are their reference.
+
+Kernels are used when numba is importable and ``ANALOGTRAIN_KERNELS`` is not ``"torch"``;
+otherwise the torch implementation runs (one warning when numba is missing). Tests compare
+every kernel with the torch reference statistically (``tests/test_kernels.py``).
+
+Random numbers: each call seeds an inline xoshiro256** generator (splitmix64-expanded) from
+one 62-bit draw of the array's torch generator, so the kernel's randomness is a function of
+that generator's state, which checkpoints already carry: a resumed run is bit-identical.
+Gaussians come from a 128-layer ziggurat (Marsaglia & Tsang 2000, in Doornik's ZIGNOR form,
+tables built at import), one 64-bit draw per sample in the common case.
+
+Stochastic update (:func:`stochastic_update`, aihwkit STOCHASTIC_COMPRESSED, the rule of
+:class:`~analogtrain.pulses.StochasticEngine`): samples in order; per sample the bit length
+BL_b and line probabilities p_x, p_d (BL and update management); per slot each input line
+fires with p_x, each output line with p_d, and every coincidence (j, i) is one pulse of
+polarity -sign(x_i d_j) on element (j, i), pulses of a slot applied together (a slot never
+hits an element twice), slots in sequence. A pulse is the family's affine per-pulse map
+(:meth:`~analogtrain.devices.Device.affine_pulse_coefficients`):
+
+    up:   w <- w + eta (cu0 + cu1 w)        down: w <- w - eta (cd0 + cd1 w)
+
+with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added +-dw sigma xi (additive),
+then clamped to [lo, hi].
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+
+import numpy as np
+import torch
+
+try:  # numba is optional
+    import numba
+    from numba import njit
+except ImportError:  # pragma: no cover - exercised in environments without numba
+    numba = None
+
+def ziggurat_tables(layers: int = 128, r: float = 3.442619855899, v: float = 9.91256303526217e-3):
+    """Layer edges x[0..layers] of the normal ziggurat (Doornik 2005, ZIGNOR), x[layers] = 0."""
+    x = np.zeros(layers + 1)
+    f = np.exp(-0.5 * r * r)
+    x[0] = v / f
+    x[1] = r
+    for i in range(2, layers):
+        x[i] = np.sqrt(-2.0 * np.log(v / x[i - 1] + f))
+        f = np.exp(-0.5 * x[i] * x[i])
+    return x, r
+
+
+ZIG_X, ZIG_R = ziggurat_tables()
+ZIG_RATIO = np.append(ZIG_X[1:] / ZIG_X[:-1], 0.0)
+
+#: noise types of the kernels
+NOISE_NONE, NOISE_MULTIPLICATIVE, NOISE_ADDITIVE = 0, 1, 2
+
+_warned = False
+
+
+def kernels_enabled() -> bool:
+    """True when numba is importable and ``ANALOGTRAIN_KERNELS`` does not ask for torch."""
+    global _warned
+    if os.environ.get("ANALOGTRAIN_KERNELS", "").lower() == "torch":
+        return False
+    if numba is None:
+        if not _warned:
+            warnings.warn("numba is not installed: the pure-torch pulse engines run (slower); "
+                          "pip install numba for the compiled CPU kernels", stacklevel=3)
+            _warned = True
+        return False
+    return True
+
+
+def kernel_seed(generator: torch.Generator | None) -> int:
+    """One 62-bit seed for a kernel call, drawn from the array's torch generator."""
+    return int(torch.randint(0, 2**62, (1,), generator=generator).item())
+
+
+if numba is not None:
+
+    @njit(cache=True, inline="always")
+    def _rotl(x, k):
+        return (x << numba.uint64(k)) | (x >> numba.uint64(64 - k))
+
+    @njit(cache=True)
+    def _seed_state(seed):
+        """xoshiro256** state from a 64-bit seed through splitmix64."""
+        s = np.empty(4, dtype=np.uint64)
+        z = numba.uint64(seed)
+        for k in range(4):
+            z = z + numba.uint64(0x9E3779B97F4A7C15)
+            v = z
+            v = (v ^ (v >> numba.uint64(30))) * numba.uint64(0xBF58476D1CE4E5B9)
+            v = (v ^ (v >> numba.uint64(27))) * numba.uint64(0x94D049BB133111EB)
+            s[k] = v ^ (v >> numba.uint64(31))
+        return s
+
+    @njit(cache=True, inline="always")
+    def _next(s):
+        result = _rotl(s[1] * numba.uint64(5), 7) * numba.uint64(9)
+        t = s[1] << numba.uint64(17)
+        s[2] ^= s[0]
+        s[3] ^= s[1]
+        s[1] ^= s[2]
+        s[0] ^= s[3]
+        s[2] ^= t
+        s[3] = _rotl(s[3], 45)
+        return result
+
+    @njit(cache=True, inline="always")
+    def _uniform(s):
+        """Uniform in [0, 1) with 53 random bits."""
+        return float(_next(s) >> numba.uint64(11)) * (1.0 / 9007199254740992.0)
+
+    @njit(cache=True, inline="always")
+    def _normal(s, zx, zratio, zr):
+        """Standard normal by the ziggurat (ZIGNOR): layer i from the low 7 bits, u in (-1, 1)
+        from the high 53 bits of one draw; the wedges and the tail (i = 0) are rare."""
+        while True:
+            bits = _next(s)
+            i = bits & numba.uint64(127)
+            u = 2.0 * (float(bits >> numba.uint64(11)) * (1.0 / 9007199254740992.0)) - 1.0
+            if abs(u) < zratio[i]:
+                return u * zx[i]
+            if i == 0:  # tail beyond r
+                while True:
+                    a = -np.log(1.0 - _uniform(s)) / zr
+                    b = -np.log(1.0 - _uniform(s))
+                    if b + b >= a * a:
+                        break
+                return zr + a if u > 0 else -(zr + a)
+            x = u * zx[i]
+            f0 = np.exp(-0.5 * (zx[i] * zx[i] - x * x))
+            f1 = np.exp(-0.5 * (zx[i + 1] * zx[i + 1] - x * x))
+            if f1 + _uniform(s) * (f0 - f1) < 1.0:
+                return x
+
+    @njit(cache=True)
+    def _normals(seed, n):
+        """n standard normals from a seed (for the tests of the generator)."""
+        s = _seed_state(seed)
+        out = np.empty(n)
+        zx, zratio = ZIG_X, ZIG_RATIO
+        for k in range(n):
+            out[k] = _normal(s, zx, zratio, ZIG_R)
+        return out
+
+    @njit(cache=True)
+    def _stochastic_update(w, x, d, lr, dw_nominal, bit_length, bl_management, update_management,
+                           cu0, cu1, cd0, cd1, lo, hi, dwe, noise_type, sigma, seed, touched, mark):
+        s = _seed_state(seed)
+        n_b, n_in = x.shape
+        n_out = d.shape[1]
+        px = np.empty(n_in)
+        pd = np.empty(n_out)
+        x_fire = np.empty(n_in, dtype=np.int64)
+        n_up = 0
+        n_down = 0
+        zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
+        for b in range(n_b):
+            x_max = 0.0
+            for i in range(n_in):
+                a = abs(x[b, i])
+                if a > x_max:
+                    x_max = a
+            d_max = 0.0
+            for j in range(n_out):
+                a = abs(d[b, j])
+                if a > d_max:
+                    d_max = a
+            if x_max == 0.0 or d_max == 0.0:
+                continue
+            k = x_max * d_max * (lr / dw_nominal)
+            if bl_management:
+                bl = min(max(np.ceil(k), 1.0), float(bit_length))
+            else:
+                bl = float(bit_length)
+            c = (lr / dw_nominal) / bl
+            if update_management:
+                d_val = d_max * min(bl / k, 1.0)
+                scale_x = np.sqrt(c * d_val / x_max)
+                scale_d = c / scale_x
+            else:
+                scale_x = np.sqrt(c)
+                scale_d = scale_x
+            for i in range(n_in):
+                px[i] = min(abs(x[b, i]) * scale_x, 1.0)
+            for j in range(n_out):
+                pd[j] = min(abs(d[b, j]) * scale_d, 1.0)
+            for _slot in range(int(bl)):
+                nx = 0
+                for i in range(n_in):
+                    if px[i] > 0.0 and _uniform(s) < px[i]:
+                        x_fire[nx] = i
+                        nx += 1
+                if nx == 0:
+                    continue
+                for j in range(n_out):
+                    if pd[j] > 0.0 and _uniform(s) < pd[j]:
+                        dj = d[b, j]
+                        base = j * n_in
+                        for q in range(nx):
+                            i = x_fire[q]
+                            e = base + i
+                            up = (x[b, i] > 0.0) != (dj > 0.0)  # polarity -sign(x_i d_j)
+                            eta = 1.0
+                            add = 0.0
+                            if noise_type != 0:
+                                xi = _normal(s, zx, zratio, zr)
+                                if noise_type == 1:
+                                    eta = 1.0 + sigma * xi
+                                else:
+                                    add = dwe[e] * sigma * xi
+                            v = w.flat[e]
+                            if up:
+                                v = v + eta * (cu0[e] + cu1[e] * v) + add
+                                n_up += 1
+                            else:
+                                v = v - eta * (cd0[e] + cd1[e] * v) - add
+                                n_down += 1
+                            if v > hi[e]:
+                                v = hi[e]
+                            elif v < lo[e]:
+                                v = lo[e]
+                            w.flat[e] = v
+                            if mark:
+                                touched[e] = 1
+        return n_up, n_down
+
+
+def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: float, dw_nominal: float,
+                      engine, coefficients, noise_type: int, sigma: float, generator,
+                      need_touched: bool):
+    """Run the compiled stochastic update in place on the CPU tensor ``w`` (out, in).
+
+    ``coefficients``: 7 flat contiguous tensors (cu0, cu1, cd0, cd1, lo, hi, dw) of w's dtype.
+    Returns (n_up, n_down, touched bool mask or None)."""
+    w_np = w.detach().numpy()
+    x_np = np.ascontiguousarray(x.detach().to(w.dtype).numpy())
+    d_np = np.ascontiguousarray(d.detach().to(w.dtype).numpy())
+    touched = np.zeros(w.numel() if need_touched else 1, dtype=np.uint8)
+    arrays = [c.numpy() for c in coefficients]
+    n_up, n_down = _stochastic_update(
+        w_np, x_np, d_np, float(lr), float(dw_nominal), int(engine.bit_length), bool(engine.bl_management),
+        bool(engine.update_management), *arrays, int(noise_type), float(sigma), kernel_seed(generator),
+        touched, bool(need_touched))
+    # writes through a numpy view do not bump torch's version counter: do it here, so caches
+    # keyed on tensor versions (the layer's weight mirror, read caches) see the change
+    torch.autograd.graph.increment_version(w)
+    mask = torch.from_numpy(touched.view(np.bool_)).view(w.shape) if need_touched else None
+    return n_up, n_down, mask

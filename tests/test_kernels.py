@@ -1,0 +1,183 @@
+"""Compiled kernels (numba) against the torch reference engines (issue 10).
+
+Statistical equivalence: per element, the mean increment over T independent trials of the
+kernel and of the torch StochasticEngine (``use_kernel=False``) must agree within z-scores:
+max |z| < 5.5 over all elements and the mean of z^2 within 1 +- 0.25 (z^2 of equal
+distributions has mean 1; with 30-960 elements its sample mean has std 0.05-0.26), and the
+summed per-element variances agree (log ratio within ``SPREAD_TOL``).
+"""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import analogtrain as at
+from analogtrain.pulses import StochasticEngine
+from analogtrain.pulses import numba_kernels as nk
+
+pytestmark = pytest.mark.skipif(nk.numba is None, reason="numba is not installed: the compiled kernels are not tested")
+
+DEVICES = {
+    "softbounds": lambda: at.devices.SoftBounds(up_slope=1.2, down_slope=0.8, w_max=0.6, w_min=-0.5, dw_min=0.02),
+    "softbounds_mult": lambda: at.devices.SoftBounds(w_max=0.6, w_min=-0.6, dw_min=0.02, cycle_noise=0.3,
+                                                     cycle_noise_type="multiplicative",
+                                                     device_to_device={"dw_min": 0.3, "w_max": 0.2}),
+    "softbounds_add": lambda: at.devices.SoftBounds(tau=0.5, asymmetry=0.2, dw_min=0.02, cycle_noise=0.5),
+    "ideal_bounded": lambda: at.devices.Ideal(dw_min=0.02, bounds=(-0.1, 0.1)),
+}
+
+
+#: bound on |log(sum of kernel variances / sum of reference variances)|; dropping the cycle noise
+#: moves it by 0.1-0.2 on the noisy presets (checked by test_spread_check_detects_dropped_noise)
+SPREAD_TOL = 0.05
+
+
+def test_ziggurat_normals_have_normal_moments_and_tails():
+    n = 2_000_000
+    z = nk._normals(12345, n)
+    assert abs(z.mean()) < 5 / math.sqrt(n)
+    assert abs(z.var() - 1) < 5 * math.sqrt(2 / n)
+    assert abs((z ** 4).mean() - 3) < 5 * math.sqrt(96 / n)
+    for t in (1.0, 2.0, 3.0, nk.ZIG_R, 4.0):  # two-sided tail probabilities (incl. the ziggurat's tail r)
+        p = math.erfc(t / math.sqrt(2))
+        assert abs((np.abs(z) > t).mean() - p) < 5 * math.sqrt(p * (1 - p) / n) + 1e-7, t
+
+
+def _trials(device, kernel, trials, shape, batch, seed):
+    g = torch.Generator().manual_seed(0)  # the same problem for both implementations
+    sampled = device.sample(shape, torch.Generator().manual_seed(7))
+    w0 = (torch.rand(shape, generator=g) - 0.5) * 0.2
+    x = torch.rand(batch, shape[1], generator=g) * 2 - 1
+    x[:, 0] = 0.0  # a column with no pulses
+    d = (torch.rand(batch, shape[0], generator=g) * 2 - 1) * 0.5
+    eng = StochasticEngine(bit_length=31)
+    eng.use_kernel = kernel
+    out, ups, downs = [], [], []
+    gen = torch.Generator().manual_seed(seed + 100)
+    for _ in range(trials):
+        w = w0.clone()
+        st = eng.apply_outer(w, sampled, x, d, 0.5, gen)
+        out.append(w - w0)
+        ups.append(float(st.up))
+        downs.append(float(st.down))
+    return torch.stack(out).double(), torch.tensor(ups).double(), torch.tensor(downs).double()
+
+
+def _z(a, b):
+    se = (a.var(0) / a.shape[0] + b.var(0) / b.shape[0]).sqrt()
+    ok = se > 0
+    assert torch.equal(a.mean(0)[~ok], b.mean(0)[~ok])  # no spread on either side: equal exactly
+    return (a.mean(0) - b.mean(0))[ok] / se[ok]
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+@pytest.mark.parametrize("shape, batch", [((6, 5), 4), ((24, 40), 24)], ids=["dense", "sparse"])
+def test_stochastic_kernel_matches_the_torch_engine_statistically(name, shape, batch):
+    trials = 300
+    dk, uk, nk_down = _trials(DEVICES[name](), True, trials, shape, batch, seed=1)
+    dt, ut, nt_down = _trials(DEVICES[name](), False, trials, shape, batch, seed=2)
+    z = _z(dk.reshape(trials, -1), dt.reshape(trials, -1))
+    assert z.abs().max() < 5.5, float(z.abs().max())
+    assert abs(float((z ** 2).mean()) - 1) < 0.25, float((z ** 2).mean())
+    # spread: the log ratio of the summed per-element variances (relative std of a variance over
+    # 300 trials ~0.08, pooled over 30-960 elements 0.015-0.003)
+    vk, vt = dk.reshape(trials, -1).var(0), dt.reshape(trials, -1).var(0)
+    assert abs(math.log(float(vk.sum() / vt.sum()))) < SPREAD_TOL, float(vk.sum() / vt.sum())
+    for a, b in ((uk, ut), (nk_down, nt_down)):
+        zc = (a.mean() - b.mean()) / (a.var() / trials + b.var() / trials).sqrt()
+        assert abs(float(zc)) < 4.5
+    # elements of the zero input column never move, in either implementation
+    assert torch.equal(dk[:, :, 0], torch.zeros_like(dk[:, :, 0]))
+
+
+def test_kernel_counts_every_pulse_on_an_ideal_device():
+    """Ideal unbounded device: each pulse moves an element by exactly +-dw_min, so
+    (sum of dW) / dw_min equals up - down, and |dW| / dw_min summed equals up + down."""
+    dev = at.devices.Ideal(dw_min=0.25)  # a power of two: every step is exact in float
+    sampled = dev.sample((16, 12))
+    g = torch.Generator().manual_seed(3)
+    x, d = torch.randn(8, 12, generator=g), torch.randn(8, 16, generator=g)
+    w = torch.zeros(16, 12)
+    eng = StochasticEngine()
+    st = eng.apply_outer(w, sampled, x, d, 1.0, torch.Generator().manual_seed(4))
+    assert float(st.up + st.down) > 100
+    assert float(w.sum() / 0.25) == float(st.up - st.down)
+
+
+def test_kernel_is_deterministic_given_the_generator_and_advances_it():
+    dev = DEVICES["softbounds_mult"]().sample((8, 8), torch.Generator().manual_seed(0))
+    x, d = torch.rand(4, 8), torch.randn(4, 8) * 0.3
+    eng = StochasticEngine()
+    runs = []
+    for _ in range(2):
+        w = torch.zeros(8, 8)
+        gen = torch.Generator().manual_seed(5)
+        eng.apply_outer(w, dev, x, d, 0.5, gen)
+        first = w.clone()
+        eng.apply_outer(w, dev, x, d, 0.5, gen)
+        runs.append((first, w.clone()))
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    assert not torch.equal(runs[0][0], runs[0][1] - runs[0][0])
+
+
+def test_kernel_bumps_the_version_counter_and_reports_touched_elements():
+    dev = DEVICES["softbounds"]().sample((5, 4))
+    w = torch.zeros(5, 4)
+    x = torch.tensor([[1.0, 0.0, 0.5, 0.0]])
+    d = torch.ones(1, 5)
+    version = w._version
+    st = StochasticEngine().apply_outer(w, dev, x, d, 0.5, torch.Generator().manual_seed(0), need_touched=True)
+    assert w._version > version
+    assert torch.equal(st.touched, w != 0)
+    assert not bool(st.touched[:, [1, 3]].any())
+
+
+def test_environment_switch_selects_the_torch_engine(monkeypatch):
+    monkeypatch.setenv("ANALOGTRAIN_KERNELS", "torch")
+    assert not nk.kernels_enabled()
+    monkeypatch.delenv("ANALOGTRAIN_KERNELS")
+    assert nk.kernels_enabled()
+
+
+def test_layer_resume_is_bit_identical_with_the_kernel():
+    cfg = at.AnalogConfig(algorithm=at.algorithms.AnalogSGD(), device=at.devices.get_preset("aihwkit_softbounds"),
+                          engine="stochastic")
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(4, 10, generator=g) for _ in range(6)]
+
+    def run(layer, opt, batches):
+        for x in batches:
+            opt.zero_grad()
+            layer(x).pow(2).sum().backward()
+            opt.step()
+
+    a = at.nn.AnalogLinear(10, 6, bias=False, config=cfg, seed=3)
+    opt_a = at.optim.AnalogSGD(a.parameters(), lr=0.1)
+    run(a, opt_a, xs[:3])
+    state = a.state_dict()
+    run(a, opt_a, xs[3:])
+    b = at.nn.AnalogLinear(10, 6, bias=False, config=cfg, seed=99)
+    b.load_state_dict(state)
+    opt_b = at.optim.AnalogSGD(b.parameters(), lr=0.1)
+    run(b, opt_b, xs[3:])
+    assert torch.equal(a.weight, b.weight)
+
+
+@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add"])
+def test_spread_check_detects_dropped_noise(name, monkeypatch):
+    """The variance comparison above can fail: a kernel that drops the cycle-to-cycle noise
+    (the mean is unchanged) is caught by it on both noisy presets."""
+    real = nk.stochastic_update
+
+    def noiseless(w, x, d, lr, dw, engine, coefficients, noise_type, sigma, generator, need_touched):
+        return real(w, x, d, lr, dw, engine, coefficients, nk.NOISE_NONE, 0.0, generator, need_touched)
+
+    trials, shape, batch = 300, (24, 40), 24
+    monkeypatch.setattr(nk, "stochastic_update", noiseless)
+    dk = _trials(DEVICES[name](), True, trials, shape, batch, seed=1)[0]
+    monkeypatch.undo()
+    dt = _trials(DEVICES[name](), False, trials, shape, batch, seed=2)[0]
+    vk, vt = dk.reshape(trials, -1).var(0), dt.reshape(trials, -1).var(0)
+    assert abs(math.log(float(vk.sum() / vt.sum()))) > 2 * SPREAD_TOL
