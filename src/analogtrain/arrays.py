@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import torch
 
 from .devices.base import Device
-from .pulses import PulseEngine, PulseStats, clamp_to_bounds, make_engine
+from .pulses import PulseEngine, PulseStats, clamp_to_bounds, make_engine, numba_kernels
 
 
 @dataclass(frozen=True)
@@ -90,6 +90,9 @@ class AnalogArray:
         self.engine = make_engine(engine, **(engine_kwargs or {}))
         self.transfer_engine = self.engine if transfer_engine is None else make_engine(transfer_engine)
         self.seed = int(seed)
+        #: fire() through the compiled kernel where it applies (numba, CPU, affine family);
+        #: False: always the torch reference (Device.apply_pulses)
+        self.use_kernels = True
         tdev = torch.device(torch_device) if torch_device is not None else torch.device("cpu")
         construction = _new_generator(self.seed, torch.device("cpu"))
         self.device = device.sample(tuple(self.shape), construction, tdev, dtype)
@@ -240,6 +243,14 @@ class AnalogArray:
         counts = torch.as_tensor(counts, device=self.torch_device, dtype=self.dtype)
         if counts.shape != self.shape:
             raise ValueError(f"counts must have the array's shape {tuple(self.shape)}, got {tuple(counts.shape)}")
+        packed = numba_kernels.kernel_coefficients(self.state, self.device) if getattr(self, "use_kernels", True) else None
+        if packed is not None:  # the compiled form of the lines below (tests/test_kernels.py)
+            up, down, touched = numba_kernels.apply_counts(
+                self.state, counts, packed, numba_kernels.noise_code(self.device), self.device.cycle_noise,
+                self.generator, self.device.write_noise > 0)
+            stats = PulseStats(torch.tensor(up, dtype=torch.float64), torch.tensor(down, dtype=torch.float64), touched)
+            self._record(stats)
+            return stats
         if not bool(torch.isfinite(counts).all()) or not torch.equal(counts, torch.trunc(counts)):
             raise ValueError("counts must be finite integers (signed pulse counts)")
         self.state.copy_(self.device.apply_pulses(self.state, counts, self.generator))

@@ -276,7 +276,20 @@ class Device:
 
         (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
         when q_plus / q_minus are not affine (the torch engine runs then)."""
-        return None
+
+    def kernel_pulse_coefficients(self, shape, dtype=torch.float32):
+        """The affine per-pulse map packed for the CPU kernels, cached per (shape, dtype): numpy
+        arrays coef (n, 4) = [cu0, cu1, -cd0, -cd1], so that a pulse of polarity k (0 up, 1
+        down) is w <- clamp(w + eta (coef[2k] + coef[2k+1] w)); bounds (n, 2) = [lo, hi]; dw
+        (n,). None when the family is not affine."""
+        def make():
+            affine = self.affine_pulse_coefficients(shape, dtype, torch.device("cpu"))
+            if affine is None:
+                return None
+            cu0, cu1, cd0, cd1, lo, hi, dw = affine
+            return (torch.stack([cu0, cu1, -cd0, -cd1], 1).contiguous().numpy(),
+                    torch.stack([lo, hi], 1).contiguous().numpy(), dw.contiguous().numpy())
+        return self.derived(("kernel_pulse_coefficients", tuple(shape), dtype), make)
 
     def _flat_columns(self, columns, shape, dtype, device):
         """Expand scalars / per-element tensors to flat contiguous tensors of ``shape``."""

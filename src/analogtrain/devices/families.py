@@ -55,10 +55,8 @@ class Ideal(Device):
         """q_plus = q_minus = 1: cu0 = cd0 = dw_min, cu1 = cd1 = 0."""
         if type(self).q_plus is not Ideal.q_plus or type(self).q_minus is not Ideal.q_minus:
             return None
-        key = ("affine_pulse_coefficients", tuple(shape), dtype, str(device))
         lo, hi = self._bounds
-        return self.derived(key, lambda: self._flat_columns(
-            (self.dw_min, 0.0, self.dw_min, 0.0, lo, hi, self.dw_min), shape, dtype, device))
+        return self._flat_columns((self.dw_min, 0.0, self.dw_min, 0.0, lo, hi, self.dw_min), shape, dtype, device)
 
     def symmetric_point(self):
         """Every state is symmetric; 0 is reported."""
@@ -212,16 +210,12 @@ class SoftBounds(Device):
         if (type(self).q_plus is not SoftBounds.q_plus or type(self).q_minus is not SoftBounds.q_minus
                 or type(self).apply_pulse is not Device.apply_pulse):
             return None
-        key = ("affine_pulse_coefficients", tuple(shape), dtype, str(device))
-
-        def make():
-            f64 = torch.float64
-            dw = torch.as_tensor(self.dw_min, dtype=f64)
-            up = dw * torch.as_tensor(self.up_slope, dtype=f64)
-            down = dw * torch.as_tensor(self.down_slope, dtype=f64)
-            w_max, w_min = torch.as_tensor(self.w_max, dtype=f64), torch.as_tensor(self.w_min, dtype=f64)
-            return self._flat_columns((up, -up / w_max, down, -down / w_min, w_min, w_max, dw), shape, dtype, device)
-        return self.derived(key, make)
+        f64 = torch.float64
+        dw = torch.as_tensor(self.dw_min, dtype=f64)
+        up = dw * torch.as_tensor(self.up_slope, dtype=f64)
+        down = dw * torch.as_tensor(self.down_slope, dtype=f64)
+        w_max, w_min = torch.as_tensor(self.w_max, dtype=f64), torch.as_tensor(self.w_min, dtype=f64)
+        return self._flat_columns((up, -up / w_max, down, -down / w_min, w_min, w_max, dw), shape, dtype, device)
 
     def safe_step(self):
         """Soft bounds: w + dW a_up (1 - w/w_max) <= w_max iff dW <= w_max / a_up (and the

@@ -147,87 +147,137 @@ if numba is not None:
             out[k] = _normal(s, zx, zratio, ZIG_R)
         return out
 
+    @njit(cache=True, inline="always")
+    def _threshold(p):
+        """Bernoulli(p) as ``32 random bits < threshold``: threshold = floor(p 2^32) (p >= 1:
+        2^32, always), so the firing probability is p to within 2^-32."""
+        if p >= 1.0:
+            return numba.uint64(4294967296)
+        return numba.uint64(p * 4294967296.0)
+
+    @njit(cache=True, inline="always")
+    def _fire_lines(s, thresholds, n, fired):
+        """Lines k < n fire independently (32 random bits each, two lines per 64-bit draw);
+        the indices of the firing lines go to ``fired`` in order. Returns their number."""
+        nf = 0
+        low = numba.uint64(0xFFFFFFFF)
+        for k in range(0, n - 1, 2):
+            r = _next(s)
+            if (r & low) < thresholds[k]:
+                fired[nf] = k
+                nf += 1
+            if (r >> numba.uint64(32)) < thresholds[k + 1]:
+                fired[nf] = k + 1
+                nf += 1
+        if n % 2 == 1 and (_next(s) & low) < thresholds[n - 1]:
+            fired[nf] = n - 1
+            nf += 1
+        return nf
+
     @njit(cache=True)
     def _stochastic_update(w, x, d, lr, dw_nominal, bit_length, bl_management, update_management,
-                           cu0, cu1, cd0, cd1, lo, hi, dwe, noise_type, sigma, seed, touched, mark):
+                           coef, bounds, dwe, noise_type, sigma, seed, touched, mark):
         s = _seed_state(seed)
         n_b, n_in = x.shape
         n_out = d.shape[1]
-        px = np.empty(n_in)
-        pd = np.empty(n_out)
+        tx = np.empty(n_in, dtype=np.uint64)
+        td = np.empty(n_out, dtype=np.uint64)
         x_fire = np.empty(n_in, dtype=np.int64)
-        n_up = 0
+        d_fire = np.empty(n_out, dtype=np.int64)
+        x_down = np.empty(n_in, dtype=np.int64)
+        n_pulses = 0
         n_down = 0
         zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
         for b in range(n_b):
             x_max = 0.0
             for i in range(n_in):
-                a = abs(x[b, i])
-                if a > x_max:
-                    x_max = a
+                x_max = max(x_max, abs(x[b, i]))
+                x_down[i] = 1 if x[b, i] > 0.0 else 0
             d_max = 0.0
             for j in range(n_out):
-                a = abs(d[b, j])
-                if a > d_max:
-                    d_max = a
+                d_max = max(d_max, abs(d[b, j]))
             if x_max == 0.0 or d_max == 0.0:
                 continue
             k = x_max * d_max * (lr / dw_nominal)
-            if bl_management:
-                bl = min(max(np.ceil(k), 1.0), float(bit_length))
-            else:
-                bl = float(bit_length)
+            bl = min(max(np.ceil(k), 1.0), float(bit_length)) if bl_management else float(bit_length)
             c = (lr / dw_nominal) / bl
             if update_management:
-                d_val = d_max * min(bl / k, 1.0)
-                scale_x = np.sqrt(c * d_val / x_max)
+                scale_x = np.sqrt(c * d_max * min(bl / k, 1.0) / x_max)
                 scale_d = c / scale_x
             else:
                 scale_x = np.sqrt(c)
                 scale_d = scale_x
             for i in range(n_in):
-                px[i] = min(abs(x[b, i]) * scale_x, 1.0)
+                tx[i] = _threshold(abs(x[b, i]) * scale_x)
             for j in range(n_out):
-                pd[j] = min(abs(d[b, j]) * scale_d, 1.0)
+                td[j] = _threshold(abs(d[b, j]) * scale_d)
             for _slot in range(int(bl)):
-                nx = 0
-                for i in range(n_in):
-                    if px[i] > 0.0 and _uniform(s) < px[i]:
-                        x_fire[nx] = i
-                        nx += 1
+                nx = _fire_lines(s, tx, n_in, x_fire)
                 if nx == 0:
                     continue
-                for j in range(n_out):
-                    if pd[j] > 0.0 and _uniform(s) < pd[j]:
-                        dj = d[b, j]
-                        base = j * n_in
-                        for q in range(nx):
-                            i = x_fire[q]
-                            e = base + i
-                            up = (x[b, i] > 0.0) != (dj > 0.0)  # polarity -sign(x_i d_j)
-                            eta = 1.0
-                            add = 0.0
-                            if noise_type != 0:
-                                xi = _normal(s, zx, zratio, zr)
-                                if noise_type == 1:
-                                    eta = 1.0 + sigma * xi
-                                else:
-                                    add = dwe[e] * sigma * xi
-                            v = w.flat[e]
-                            if up:
-                                v = v + eta * (cu0[e] + cu1[e] * v) + add
-                                n_up += 1
-                            else:
-                                v = v - eta * (cd0[e] + cd1[e] * v) - add
-                                n_down += 1
-                            if v > hi[e]:
-                                v = hi[e]
-                            elif v < lo[e]:
-                                v = lo[e]
-                            w.flat[e] = v
-                            if mark:
-                                touched[e] = 1
-        return n_up, n_down
+                nd = _fire_lines(s, td, n_out, d_fire)
+                n_pulses += nx * nd
+                for r in range(nd):
+                    j = d_fire[r]
+                    # polarity -sign(x_i d_j): down (1) iff x_i and d_j have the same sign
+                    d_neg = 0 if d[b, j] > 0.0 else 1
+                    base = j * n_in
+                    for q in range(nx):
+                        e = base + x_fire[q]
+                        down = x_down[x_fire[q]] ^ d_neg
+                        n_down += down
+                        v = w[e]
+                        step = coef[e, 2 * down] + coef[e, 2 * down + 1] * v
+                        if noise_type == 1:
+                            step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
+                        elif noise_type == 2:
+                            step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
+                        w[e] = min(max(v + step, bounds[e, 0]), bounds[e, 1])
+                        if mark:
+                            touched[e] = 1
+        return n_pulses - n_down, n_down
+
+
+    @njit(cache=True)
+    def _apply_counts(w, counts, coef, bounds, dwe, noise_type, sigma, seed, touched, mark):
+        """|counts[e]| pulses of polarity sign(counts[e]) on element e, one after another.
+        Returns (up, down, status): status 1 when a count is not a finite integer (nothing is
+        written then: the check runs first)."""
+        n = w.shape[0]
+        for e in range(n):
+            c = counts[e]
+            if c != np.floor(c) or not np.isfinite(c):
+                return 0.0, 0.0, 1
+        s = _seed_state(seed)
+        zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
+        n_up = 0.0
+        n_down = 0.0
+        for e in range(n):
+            c = counts[e]
+            if c == 0.0:
+                continue
+            down = 1 if c < 0.0 else 0
+            m = int(abs(c))
+            if down:
+                n_down += m
+            else:
+                n_up += m
+            a0 = coef[e, 2 * down]
+            a1 = coef[e, 2 * down + 1]
+            lo = bounds[e, 0]
+            hi = bounds[e, 1]
+            v = w[e]
+            for _p in range(m):
+                step = a0 + a1 * v
+                if noise_type == 1:
+                    step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
+                elif noise_type == 2:
+                    step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
+                v = min(max(v + step, lo), hi)
+            w[e] = v
+            if mark:
+                touched[e] = 1
+        return n_up, n_down, 0
 
 
 def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: float, dw_nominal: float,
@@ -235,19 +285,52 @@ def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: flo
                       need_touched: bool):
     """Run the compiled stochastic update in place on the CPU tensor ``w`` (out, in).
 
-    ``coefficients``: 7 flat contiguous tensors (cu0, cu1, cd0, cd1, lo, hi, dw) of w's dtype.
+    ``coefficients``: numpy arrays (coef (n, 4) = [up0, up1, down0, down1], bounds (n, 2) = [lo, hi],
+    dw (n,)) of w's dtype, n = w.numel() (:meth:`Device.kernel_pulse_coefficients`).
     Returns (n_up, n_down, touched bool mask or None)."""
-    w_np = w.detach().numpy()
+    w_np = w.detach().numpy().reshape(-1)  # a view (w is contiguous): flat indexing in the kernel
     x_np = np.ascontiguousarray(x.detach().to(w.dtype).numpy())
     d_np = np.ascontiguousarray(d.detach().to(w.dtype).numpy())
     touched = np.zeros(w.numel() if need_touched else 1, dtype=np.uint8)
-    arrays = [c.numpy() for c in coefficients]
     n_up, n_down = _stochastic_update(
         w_np, x_np, d_np, float(lr), float(dw_nominal), int(engine.bit_length), bool(engine.bl_management),
-        bool(engine.update_management), *arrays, int(noise_type), float(sigma), kernel_seed(generator),
+        bool(engine.update_management), *coefficients, int(noise_type), float(sigma), kernel_seed(generator),
         touched, bool(need_touched))
     # writes through a numpy view do not bump torch's version counter: do it here, so caches
     # keyed on tensor versions (the layer's weight mirror, read caches) see the change
     torch.autograd.graph.increment_version(w)
     mask = torch.from_numpy(touched.view(np.bool_)).view(w.shape) if need_touched else None
     return n_up, n_down, mask
+
+
+def apply_counts(w: torch.Tensor, counts: torch.Tensor, coefficients, noise_type: int, sigma: float, generator,
+                 need_touched: bool):
+    """Fire |counts| pulses of polarity sign(counts) per element of the CPU tensor ``w`` in place
+    (the compiled form of :meth:`Device.apply_pulses` for affine families). Returns (n_up,
+    n_down, touched mask or None); ValueError when a count is not a finite integer."""
+    w_np = w.detach().numpy().reshape(-1)
+    c_np = np.ascontiguousarray(counts.detach().to(w.dtype).reshape(-1).numpy())
+    touched = np.zeros(w.numel() if need_touched else 1, dtype=np.uint8)
+    n_up, n_down, status = _apply_counts(w_np, c_np, *coefficients, int(noise_type), float(sigma),
+                                         kernel_seed(generator), touched, bool(need_touched))
+    if status:
+        raise ValueError("counts must be finite integers (signed pulse counts)")
+    torch.autograd.graph.increment_version(w)
+    mask = torch.from_numpy(touched.view(np.bool_)).view(w.shape) if need_touched else None
+    return n_up, n_down, mask
+
+
+def noise_code(device) -> int:
+    """The kernels' noise type of a device's cycle-to-cycle noise."""
+    if device.cycle_noise <= 0:
+        return NOISE_NONE
+    return NOISE_MULTIPLICATIVE if device.cycle_noise_type == "multiplicative" else NOISE_ADDITIVE
+
+
+def kernel_coefficients(w: torch.Tensor, device):
+    """The packed per-pulse map of ``device`` when a compiled kernel applies to the state ``w``
+    (CPU, float32/64, contiguous, numba enabled, affine family), else None."""
+    if (w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64) or not w.is_contiguous()
+            or not kernels_enabled()):
+        return None
+    return device.kernel_pulse_coefficients(w.shape, w.dtype)

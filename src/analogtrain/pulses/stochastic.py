@@ -66,11 +66,9 @@ MAX_SLOT_LOOP = 512
 LOG_FLOOR = -64.0
 
 
-def _kernel_ready(w: torch.Tensor, device: Device) -> bool:
-    """Whether the compiled stochastic kernel applies to this call."""
-    return (w.device.type == "cpu" and w.dtype in (torch.float32, torch.float64) and w.dim() == 2
-            and w.is_contiguous() and numba_kernels.kernels_enabled()
-            and device.affine_pulse_coefficients(w.shape, w.dtype, w.device) is not None)
+def _kernel_coefficients(w: torch.Tensor, device: Device):
+    """The packed per-pulse map when the compiled stochastic kernel applies to this call, else None."""
+    return numba_kernels.kernel_coefficients(w, device) if w.dim() == 2 else None
 
 
 class StochasticEngine(PulseEngine):
@@ -164,8 +162,9 @@ class StochasticEngine(PulseEngine):
         if lr < 0:  # -lr d^T x == -|lr| (-d)^T x
             lr, d = -lr, -d
         dw_min = nominal_dw_min(device)
-        if self.use_kernel and _kernel_ready(w, device):
-            return self._apply_outer_kernel(w, device, x, d, lr, dw_min, generator, need_touched)
+        packed = _kernel_coefficients(w, device) if self.use_kernel else None
+        if packed is not None:
+            return self._apply_outer_kernel(w, device, packed, x, d, lr, dw_min, generator, need_touched)
         x_bits, d_bits = self.pulse_trains(x, d, lr, dw_min, generator)
         n_b, n_out, n_in = x.shape[0], d.shape[1], x.shape[1]
         if n_b * n_out * n_in <= DENSE_LIMIT:
@@ -176,15 +175,11 @@ class StochasticEngine(PulseEngine):
         elem, down, slot_sizes = _sparse_coincidences(x_bits, d_bits, x, d)
         return self._apply_unit_events(w, device, elem, down, slot_sizes, generator, need_touched)
 
-    def _apply_outer_kernel(self, w, device, x, d, lr, dw_min, generator, need_touched) -> PulseStats:
+    def _apply_outer_kernel(self, w, device, packed, x, d, lr, dw_min, generator, need_touched) -> PulseStats:
         """The compiled kernel (:func:`~analogtrain.pulses.numba_kernels.stochastic_update`)."""
-        coefficients = device.affine_pulse_coefficients(w.shape, w.dtype, w.device)
-        noise = numba_kernels.NOISE_NONE
-        if device.cycle_noise > 0:
-            noise = (numba_kernels.NOISE_MULTIPLICATIVE if device.cycle_noise_type == "multiplicative"
-                     else numba_kernels.NOISE_ADDITIVE)
+        noise = numba_kernels.noise_code(device)
         n_up, n_down, touched = numba_kernels.stochastic_update(
-            w, x, d, lr, dw_min, self, coefficients, noise, device.cycle_noise, generator, need_touched)
+            w, x, d, lr, dw_min, self, packed, noise, device.cycle_noise, generator, need_touched)
         return PulseStats(torch.tensor(float(n_up), dtype=w.dtype), torch.tensor(float(n_down), dtype=w.dtype),
                           touched)
 
