@@ -243,3 +243,35 @@ def test_fire_kernel_exact_on_ideal_and_rejects_bad_counts():
             with pytest.raises(ValueError, match="finite integers"):
                 arr.fire(bad)
             assert torch.equal(arr.state, before)
+
+
+# ---------------------------------------------------------------- the expected engine
+@pytest.mark.parametrize("name", sorted(DEVICES))
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_expected_kernel_equals_the_torch_engine(name, dtype):
+    """Deterministic: the compiled expected update equals the torch ExpectedEngine to rounding
+    (state and expected pulse counts), on sampled per-element devices, with steps large
+    enough to reach the bounds; the touched mask is where dW != 0."""
+    from analogtrain.pulses import ExpectedEngine
+
+    shape = (24, 40)
+    device = DEVICES[name]().sample(shape, torch.Generator().manual_seed(7), dtype=dtype)
+    g = torch.Generator().manual_seed(0)
+    lo, hi = device.bounds()
+    w0 = (lo + (hi - lo) * torch.rand(shape, generator=g, dtype=torch.float64).to(dtype)).to(dtype)  # inside
+    x = (torch.rand(6, shape[1], generator=g) * 2 - 1).to(dtype)
+    d = (torch.rand(6, shape[0], generator=g) * 2 - 1).to(dtype)
+    x[:, 3] = 0.0
+    out = {}
+    for kernel in (True, False):
+        eng = ExpectedEngine()
+        eng.use_kernel = kernel
+        w = w0.clone()
+        st = eng.apply_outer(w, device, x, d, 0.4, None, need_touched=True)
+        out[kernel] = (w, float(st.up), float(st.down), st.touched.bool())
+    tol = 1e-12 if dtype == torch.float64 else 2e-6
+    torch.testing.assert_close(out[True][0], out[False][0], rtol=0, atol=tol)
+    assert out[True][1] == pytest.approx(out[False][1], rel=1e-5)
+    assert out[True][2] == pytest.approx(out[False][2], rel=1e-5)
+    assert torch.equal(out[True][3], out[False][3])
+    assert bool(((out[True][0] == hi) | (out[True][0] == lo)).any())  # some elements reached a bound

@@ -9,13 +9,16 @@ Theta(dw_min |dW|), 2602.21321 Assumption 3.4). Pulse counts are |dW|/dw_min (ex
 Families with affine responses (soft bounds, :meth:`Device.expected_plan`) take a short path:
 the update is two interpolations towards the bounds with weights clamp(dW * rate, min=0), and
 the pulse counts one batched dot product of those weights; about five passes over the array
-instead of about ten. Other families evaluate q_plus and q_minus.
+instead of about ten. Other families evaluate q_plus and q_minus. On CPU with numba, affine
+families run :func:`~analogtrain.pulses.numba_kernels.expected_update` (one pass) instead;
+this torch code is its reference.
 """
 
 from __future__ import annotations
 
 import torch
 
+from . import numba_kernels
 from .base import PulseEngine, PulseStats
 
 #: arrays with at least this many elements bound max |dW| from the inputs of a rank update
@@ -28,6 +31,9 @@ class ExpectedEngine(PulseEngine):
 
     def __init__(self, granularity_noise: bool = False) -> None:
         self.granularity_noise = bool(granularity_noise)
+        #: run the compiled CPU kernel where it applies (numba, CPU tensor, affine family);
+        #: False: always the torch implementation below (the reference)
+        self.use_kernel = True
 
     def apply(self, w, device, delta, generator=None, need_touched=False, max_step=None,
               delta_is_work=False) -> PulseStats:
@@ -42,6 +48,10 @@ class ExpectedEngine(PulseEngine):
             n = low + (u < n - low).to(n.dtype)
             delta = torch.sign(delta) * n * device.dw_min
             delta_is_work = False
+        packed = numba_kernels.kernel_coefficients(w, device) if self.use_kernel else None
+        if packed is not None:
+            up, down, touched = numba_kernels.expected_update(w, delta, packed, need_touched)
+            return PulseStats(torch.tensor(up, dtype=torch.float64), torch.tensor(down, dtype=torch.float64), touched)
         touched = torch.sign(delta).abs_() if need_touched else None  # a 0/1 float mask (bool masks are slow here)
         plan = device.expected_plan(w)
         if plan is not None:

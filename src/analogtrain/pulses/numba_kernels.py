@@ -280,6 +280,30 @@ if numba is not None:
         return n_up, n_down, 0
 
 
+    @njit(cache=True, fastmath={"reassoc", "contract"})
+    def _expected_update(w, delta, coef, bounds, dwe, touched, mark):
+        """The expected (compact-model) update of an affine family in one pass (2502.06309
+        eq. 5): with n = |dW_e| / dw_e pulses' worth and k = 1 (down) for dW_e < 0,
+        w <- clamp(w + n (coef[2k] + coef[2k+1] w)) = w + dW q_+-(w); returns the sums of n
+        per direction (the expected pulse counts). Branch-free, so LLVM vectorises it; dW = 0
+        leaves w exactly as it is (n = 0)."""
+        n_up = 0.0
+        n_down = 0.0
+        for e in range(w.shape[0]):
+            dw = delta[e]
+            down = dw < 0.0
+            n = abs(dw) / dwe[e]
+            a0 = coef[e, 2] if down else coef[e, 0]
+            a1 = coef[e, 3] if down else coef[e, 1]
+            v = w[e]
+            w[e] = min(max(v + n * (a0 + a1 * v), bounds[e, 0]), bounds[e, 1])
+            n_down += n if down else 0.0
+            n_up += 0.0 if down else n
+        if mark:
+            for e in range(w.shape[0]):
+                touched[e] = delta[e] != 0.0
+        return n_up, n_down
+
 def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: float, dw_nominal: float,
                       engine, coefficients, noise_type: int, sigma: float, generator,
                       need_touched: bool):
@@ -334,3 +358,16 @@ def kernel_coefficients(w: torch.Tensor, device):
             or not kernels_enabled()):
         return None
     return device.kernel_pulse_coefficients(w.shape, w.dtype)
+
+
+def expected_update(w: torch.Tensor, delta: torch.Tensor, coefficients, need_touched: bool):
+    """The expected update w <- clamp(w + dW q_+-(w)) of an affine family in place on the CPU
+    tensor ``w`` (compiled form of :class:`~analogtrain.pulses.ExpectedEngine`'s update).
+    Returns (expected up count, expected down count, touched mask or None)."""
+    w_np = w.detach().numpy().reshape(-1)
+    d_np = np.ascontiguousarray(delta.detach().to(w.dtype).reshape(-1).numpy())
+    touched = np.zeros(w.numel() if need_touched else 1, dtype=np.uint8)
+    n_up, n_down = _expected_update(w_np, d_np, *coefficients, touched, bool(need_touched))
+    torch.autograd.graph.increment_version(w)
+    mask = torch.from_numpy(touched.view(np.bool_)).view(w.shape) if need_touched else None
+    return n_up, n_down, mask
