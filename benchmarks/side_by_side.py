@@ -20,8 +20,10 @@ state. Suites:
   reference offset std 0.3) for TT-v2, c-TTv2 and AGAD. The aihwkit side approximates it: the
   same compounds on a SoftBoundsDevice given the HfO2 table's parameters, update BL 5, the
   Table 6 output noise / bound (see ``aihwkit_worker.py``; labelled in the table).
-- ``scan``: one N x N layer (no bias, 0.5 x squared error), N = 256 ... 4096, batch 8 and 64,
-  Analog SGD, default device and IO.
+- ``scan``: one N x N layer (no bias, 0.5 x squared error, lr 1/N), N = 256 ... 4096, batch 8
+  and 64, Analog SGD, default device and IO.
+- ``kernel`` (ours only; aihwkit has no update-only entry point): the stochastic update alone on
+  an N x N array with inputs that fire many pulses (``run_kernel``): pulses/s of the engine.
 
 Printed per case: steps/s (median of the timed runs of all rounds) for both, their ratio,
 update pulses per step (ours: counted on the gradient array; aihwkit: the expected count of its
@@ -175,9 +177,44 @@ def cases(args) -> list[dict]:
     if "scan" in args.suites:
         for n in args.sizes:
             for bs in (8, 64):
+                # lr 1/N keeps lr * lambda_max(x x^T) ~ N / (3N) below 2 for x ~ U(0, 1)^N (no divergence)
                 out.append({"suite": "scan", "model": "linear", "n": n, "algo": "sgd", "batch": bs,
-                            "lr": 0.01, "settings": "defaults", **common})
+                            "lr": 1.0 / n, "settings": "defaults", **common})
+    if "kernel" in args.suites:
+        for n in args.sizes:
+            for bs in (8, 64):
+                out.append({"suite": "kernel", "n": n, "batch": bs, **common})
     return out
+
+
+def run_kernel(case) -> dict:
+    """Update-only throughput of the stochastic engine on one N x N array (aihwkit's default
+    SoftBounds device incl. 30 % multiplicative cycle noise, BL 31), with inputs that fire many
+    pulses: x ~ U(-1, 1), d ~ U(-0.1, 0.1), lr 0.05 / dw_min 1e-3."""
+    import torch
+
+    import analogtrain as at
+
+    torch.set_num_threads(1)
+    n, bs = case["n"], case["batch"]
+    arr = at.AnalogArray((n, n), at.devices.get_preset("aihwkit_softbounds"), engine="stochastic",
+                         engine_kwargs={"bit_length": 31}, seed=0)
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(bs, n, generator=g) * 2 - 1
+    d = (torch.rand(bs, n, generator=g) * 2 - 1) * 0.1
+    arr.update_outer(x, d, 0.05)
+    rates, pulses = [], []
+    for _ in range(case["repeats"]):
+        p0, t0, k = arr.pulse_count["total"], time.perf_counter(), 0
+        while time.perf_counter() - t0 < case["min_time"] or k == 0:
+            arr.update_outer(x, d, 0.05)
+            k += 1
+        dt = time.perf_counter() - t0
+        rates.append(k / dt)
+        pulses.append((arr.pulse_count["total"] - p0) / k)
+    return {"steps_per_s": statistics.median(rates), "runs": rates, "steps_per_run": k,
+            "pulses_per_step": statistics.mean(pulses), "pulses_kind": "counted",
+            "max_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "torch": torch.__version__}
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -198,7 +235,7 @@ def fmt(v, spec=".1f"):
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
-    p.add_argument("--suites", default="mlp,fcn,scan")
+    p.add_argument("--suites", default="mlp,fcn,scan,kernel")
     p.add_argument("--algos", default=",".join(ALGOS))
     p.add_argument("--batches", default="1,8,64")
     p.add_argument("--sizes", default="256,512,1024,2048,4096")
@@ -210,7 +247,8 @@ def main(argv=None) -> int:
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_ours(json.loads(args.worker))))
+        case = json.loads(args.worker)
+        print(json.dumps(run_kernel(case) if case.get("suite") == "kernel" else run_ours(case)))
         return 0
     for name in ("suites", "algos"):
         setattr(args, name, [s for s in getattr(args, name).split(",") if s])
@@ -244,10 +282,13 @@ def main(argv=None) -> int:
         runs = {"ours": [], "aihwkit": []}
         for _ in range(args.rounds):
             runs["ours"].append(worker("ours", case, peer))
-            if peer:
+            if peer and case["suite"] != "kernel":  # aihwkit has no update-only entry point
                 runs["aihwkit"].append(worker("aihwkit", case, peer))
-        ours, theirs = summarise(runs["ours"]), summarise(runs["aihwkit"]) if peer else {"error": "not run"}
-        label = case["algo"] if case["model"] == "mlp" else f"{case['n']}x{case['n']}"
+        ours = summarise(runs["ours"])
+        theirs = summarise(runs["aihwkit"]) if runs["aihwkit"] else {"error": "not run"}
+        label = case["algo"] if case.get("model") == "mlp" else f"{case['n']}x{case['n']}"
+        if case["suite"] == "kernel":
+            label += " update only"
         if case["suite"] == "fcn":
             label += " (aihwkit: SB with HfO2 table)"
 

@@ -241,3 +241,25 @@ def test_read_into_equals_read(write_noise, reference):
     assert arr.read_into(out) is out
     assert torch.equal(out, arr.read())
     assert all(t is d for t, d in zip(arr.read_dependencies(), (arr.state, arr.reference, arr.write_offset)))
+
+
+def test_write_noise_redraws_only_the_written_elements():
+    """Write noise (aihwkit write_noise_std): every element a pulse reaches gets a fresh offset
+    dw_min * write_noise * xi; the others keep theirs. A one-column write draws only for that
+    column (the sparse path) with the right spread; a full update redraws every element."""
+    dev = SoftBounds(tau=0.6, dw_min=1e-3, write_noise=0.5)
+    arr = AnalogArray((4000, 6), dev, engine="stochastic", seed=1)
+    arr.update(torch.full((4000, 6), 2e-3))  # every element: the dense path
+    before = arr.write_offset.clone()
+    assert float(before.std()) == pytest.approx(0.5e-3, rel=0.03)
+    counts = torch.zeros(4000, 6)
+    counts[:, 2] = 1.0
+    arr.fire(counts)
+    after = arr.write_offset
+    keep = torch.ones(6, dtype=torch.bool)
+    keep[2] = False
+    assert torch.equal(after[:, keep], before[:, keep])
+    fresh = after[:, 2]
+    assert float(fresh.std()) == pytest.approx(0.5e-3, rel=0.05)  # 4000 draws: std of std ~1.1 %
+    assert abs(float(fresh.mean())) < 5 * 0.5e-3 / 4000 ** 0.5
+    assert float(torch.corrcoef(torch.stack([fresh, before[:, 2]]))[0, 1]) == pytest.approx(0.0, abs=0.07)

@@ -192,7 +192,8 @@ def test_weight_mirror_follows_the_arrays_and_ignores_edits():
     # an in-place edit of the mirror does not program the device: the next forward restores it
     with torch.no_grad():
         layer.weight.fill_(1.0)
-    assert torch.equal(layer(x), torch.zeros(3, 4))
+    with pytest.warns(UserWarning, match="modified in place"):
+        assert torch.equal(layer(x), torch.zeros(3, 4))
     assert torch.equal(layer.weight, torch.zeros(4, 6))
     # the read_into used for the refresh equals read()
     layer.arrays["W"].update(torch.full((4, 6), -0.02))
@@ -227,3 +228,48 @@ def test_weight_mirror_survives_deepcopy_state_dict_and_inference_mode():
     fresh.load_state_dict(net.state_dict())
     assert torch.equal(fresh[0].weight, net[0].weight) and torch.equal(fresh(x), net(x))
     assert not torch.equal(twin(x), net(x))  # the copy is independent of the original
+
+
+# ---------------------------------------------------------------- weights in and out (issue 11)
+@pytest.mark.parametrize("algorithm", ["AnalogSGD", "TikiTaka", "ResidualLearning", "DigitalSGD"])
+def test_set_weights_programs_and_get_weights_reads_back(algorithm):
+    """set_weights programs the effective weight (counted as programming writes, no pulses):
+    get_weights returns it within float precision where it lies inside the bounds, clamped
+    outside; the digital bias is set exactly; the torch layer's shape is accepted."""
+    import analogtrain.algorithms as A
+
+    dev = at.devices.SoftBounds(tau=0.6, dw_min=1e-3)
+    cfg = at.AnalogConfig(algorithm=getattr(A, algorithm)(), device=dev, io=at.IO.perfect())
+    layer = at.nn.AnalogLinear(5, 3, config=cfg)
+    target = torch.linspace(-0.4, 0.4, 15).reshape(3, 5)
+    achieved = layer.set_weights(target, bias=torch.tensor([1.0, 2.0, 3.0]))
+    w, b = layer.get_weights()
+    torch.testing.assert_close(w, achieved)
+    torch.testing.assert_close(w, target, rtol=0, atol=1e-6)
+    assert torch.equal(b, torch.tensor([1.0, 2.0, 3.0]))
+    torch.testing.assert_close(layer(torch.eye(5)), target.T + b, rtol=0, atol=1e-6)  # the MVMs see it
+    summary = layer.summary()
+    assert all(p["total"] == 0 for p in summary["pulses"].values())
+    if algorithm != "DigitalSGD":
+        assert summary["programming_writes"]["W"] == 15
+        clipped = layer.set_weights(torch.full((3, 5), 5.0))  # beyond the bound 0.6
+        assert torch.allclose(clipped, torch.full((3, 5), 0.6), atol=1e-6)
+    conv = at.nn.AnalogConv2d(2, 3, 2, config=cfg)
+    conv.set_weights(torch.zeros(3, 2, 2, 2))
+    with pytest.raises(ValueError, match="shape"):
+        conv.set_weights(torch.zeros(3, 2))
+
+
+def test_in_place_edit_of_weight_warns_and_is_discarded():
+    cfg = at.AnalogConfig(device=at.devices.SoftBounds(tau=0.6), io=at.IO.perfect())
+    layer = at.nn.AnalogLinear(4, 2, config=cfg)
+    before, _ = layer.get_weights()
+    x = torch.rand(3, 4)
+    y = layer(x)
+    with torch.no_grad():
+        layer.weight.add_(1.0)
+    with pytest.warns(UserWarning, match="modified in place"):
+        y2 = layer(x)
+    assert torch.equal(y, y2)
+    assert torch.equal(layer.get_weights()[0], before)
+    assert torch.equal(layer.weight.detach(), before)

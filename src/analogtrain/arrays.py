@@ -11,6 +11,7 @@ so the symmetric point seen through the read is SP(w) - r (2602.21321 Sec. 1.6 /
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -90,6 +91,8 @@ class AnalogArray:
         self.engine = make_engine(engine, **(engine_kwargs or {}))
         self.transfer_engine = self.engine if transfer_engine is None else make_engine(transfer_engine)
         self.seed = int(seed)
+        #: the array's name in its algorithm (set by TileSpec.make_array), used in messages
+        self.name = "array"
         #: fire() through the compiled kernel where it applies (numba, CPU, affine family);
         #: False: always the torch reference (Device.apply_pulses)
         self.use_kernels = True
@@ -200,6 +203,11 @@ class AnalogArray:
         self.pulses_down.add_(stats.down)
         if stats.touched is not None and self.device.write_noise > 0:
             touched = stats.touched
+            if touched.dtype == torch.bool and self.torch_device.type == "cpu":
+                idx = touched.reshape(-1).nonzero().squeeze(1)
+                if idx.numel() * 8 < touched.numel():  # a few lines (transfer writes): draw for those only
+                    self._redraw_write_offsets(idx)
+                    return
             noise = torch.randn(self.shape, generator=self.generator, device=self.torch_device, dtype=self.dtype)
             noise = noise * (self.device.dw_min * self.device.write_noise)
             if touched.is_floating_point():  # a 0/1 mask: weight 1 takes the new draw exactly
@@ -229,6 +237,8 @@ class AnalogArray:
         delta = torch.as_tensor(delta, device=self.torch_device, dtype=self.dtype)
         if delta.shape != self.shape:
             raise ValueError(f"delta must have the array's shape {tuple(self.shape)}, got {tuple(delta.shape)}")
+        if not bool(torch.isfinite(delta).all()):
+            raise ValueError(f"array {self.name!r}: the increment is not finite (NaN or inf); nothing was written")
         eng = self._engine(engine, transfer)
         stats = eng.apply(self.state, self.device, delta, self.generator, self.device.write_noise > 0)
         self._record(stats)
@@ -270,6 +280,9 @@ class AnalogArray:
                 f"update_outer needs x (B, {self.shape[1]}) and d (B, {self.shape[0]}), "
                 f"got {tuple(x.shape)} and {tuple(d.shape)}"
             )
+        if not (math.isfinite(float(lr)) and bool(torch.isfinite(x).all() & torch.isfinite(d).all())):
+            raise ValueError(f"array {self.name!r}: the update inputs x, d or lr ({lr}) are not finite (NaN or "
+                             f"inf); nothing was written")
         eng = self._engine(engine, transfer)
         stats = eng.apply_outer(self.state, self.device, x.to(self.dtype), d.to(self.dtype), float(lr),
                                 self.generator, self.device.write_noise > 0)
@@ -312,6 +325,20 @@ class AnalogArray:
         self.state.copy_(torch.where(mask, target, self.state))
         self.write_offset.masked_fill_(mask, 0.0)
         self.programming_writes += int(mask.sum())
+
+    def _redraw_write_offsets(self, idx: torch.Tensor) -> None:
+        """Fresh write offsets dw_min write_noise xi for the flat element indices ``idx``
+        (each written element gets a new draw, the others keep theirs)."""
+        scale = torch.as_tensor(self.device.dw_min * self.device.write_noise, dtype=self.dtype,
+                                device=self.torch_device)
+        noise = torch.randn(idx.numel(), generator=self.generator, device=self.torch_device, dtype=self.dtype)
+        if scale.dim():
+            noise = noise * scale.expand(self.shape).reshape(-1)[idx]
+        else:
+            noise = noise * scale
+        if not self.write_offset.is_contiguous():
+            self.write_offset = self.write_offset.contiguous()
+        self.write_offset.view(-1)[idx] = noise
 
     @property
     def pulse_count(self) -> dict[str, float]:

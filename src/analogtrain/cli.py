@@ -52,8 +52,17 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "_main", None) is None:
         parser.print_help()
         return 2
+    from .experiments.runner import RunDiverged, RunLocked
+
     try:
         return int(args._main(args) or 0)
+    except RunDiverged as exc:
+        print(f"analogtrain {args.command}: diverged: {exc} (rerun with --resume after changing the config, "
+              f"or inspect metrics.jsonl)", file=sys.stderr)
+        return 3
+    except RunLocked as exc:
+        print(f"analogtrain {args.command}: error: {exc}", file=sys.stderr)
+        return 4
     except (ValueError, FileNotFoundError, FileExistsError) as exc:
         print(f"analogtrain {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -19,7 +19,8 @@ class AnalogConfig:
 
     - ``algorithm``: an instance from :mod:`analogtrain.algorithms` (hyper-parameters).
     - ``device``: one Device for every array, or ``{"W": dev_w, "P": dev_p, ...}`` per array
-      name (missing names fall back to the ``"default"`` key or to the first entry).
+      name; names the algorithm does not have are an error, and an array the dict does not
+      name takes the ``"default"`` entry (an error without one).
     - ``io``: forward periphery (backward uses the same without bound management).
     - ``transfer_io``: periphery of transfer reads (default: perfect reads).
     - ``engine``: pulse engine name or instance for gradient updates; ``engine_kwargs`` are
@@ -61,8 +62,20 @@ class AnalogConfig:
                 return self.device[name]
             if "default" in self.device:
                 return self.device["default"]
-            return next(iter(self.device.values()))
+            hint = [k for k in self.device if k.lower() == name.lower()]
+            hint = f" (did you mean {name!r} for {hint[0]!r}? names are case-sensitive)" if hint else ""
+            raise ValueError(f"device: no entry for array {name!r} (entries: {sorted(self.device)}); name every "
+                             f"array of {type(self.algorithm).__name__} or add a 'default' entry{hint}")
         return self.device
+
+    def check_device_names(self, array_names) -> None:
+        """A per-array device dict may only name arrays the algorithm has (or 'default')."""
+        if not isinstance(self.device, dict):
+            return
+        unknown = sorted(k for k in self.device if k != "default" and k not in array_names)
+        if unknown:
+            raise ValueError(f"device: unknown array name(s) {unknown}; the arrays of "
+                             f"{type(self.algorithm).__name__} are {sorted(array_names)} (or 'default')")
 
     def make_engine(self) -> PulseEngine:
         return make_engine(self.engine, **(self.engine_kwargs if isinstance(self.engine, str) else {}))
@@ -99,7 +112,7 @@ class TileSpec:
 
     def make_array(self, name: str, init=0.0, reference=None, engine=None) -> AnalogArray:
         """An array named ``name`` with its own seed, the configured device and engine."""
-        return AnalogArray(
+        array = AnalogArray(
             self.shape,
             self.config.device_for(name),
             engine=engine if engine is not None else self.config.make_engine(),
@@ -110,6 +123,8 @@ class TileSpec:
             torch_device=self.torch_device,
             dtype=self.config.dtype,
         )
+        array.name = name
+        return array
 
     def generator(self, name: str) -> torch.Generator:
         """A generator for digital randomness of the algorithm (choppers, column choice)."""

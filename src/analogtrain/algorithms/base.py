@@ -74,6 +74,21 @@ class AlgorithmState:
         default): unknown, so the effective weight is read afresh for every MVM."""
         return None
 
+    def program_weight(self, target: torch.Tensor) -> torch.Tensor:
+        """Program the effective weight to ``target`` (closed-loop programming, e.g. to load
+        pretrained weights): the main array W gets the read value target - (effective - W),
+        so the other arrays and buffers keep their content; counted in W's
+        ``programming_writes``, never as pulses. Values are clamped to W's bounds: returns
+        the effective weight achieved."""
+        name = "W" if "W" in self.arrays else next(iter(self.arrays), None)
+        if name is None:
+            raise NotImplementedError(f"{type(self).__name__} has no analog array to program")
+        target = torch.as_tensor(target, dtype=self.spec.config.dtype).to(self.arrays[name].torch_device)
+        main = self.arrays[name]
+        rest = self.effective_weight() - main.read()
+        main.program(target - rest)
+        return self.effective_weight()
+
     def effective_weight_into(self, out: torch.Tensor) -> torch.Tensor:
         """Write the effective weight into ``out`` (no new large tensor where a state can)."""
         return out.copy_(self.effective_weight())

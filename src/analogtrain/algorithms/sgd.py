@@ -38,6 +38,11 @@ class DigitalSGDState(AlgorithmState):
     def weight_dependencies(self):
         return (self.buffers["W"],)
 
+    def program_weight(self, target):
+        """A digital weight: set exactly."""
+        self.buffers["W"].copy_(torch.as_tensor(target, dtype=self.buffers["W"].dtype))
+        return self.buffers["W"]
+
     def step(self, x, d, lr):
         self.buffers["W"].add_(d.transpose(0, 1) @ x, alpha=-lr)
         self.counters["steps"] += 1

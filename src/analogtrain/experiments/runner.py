@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -35,15 +36,17 @@ PLOT = "plot.png"
 
 
 def to_jsonable(value):
-    """Tensors, numpy scalars and nested containers -> plain JSON values (NaN/inf kept as floats)."""
+    """Tensors, numpy scalars and nested containers -> plain JSON values (NaN / inf -> None)."""
     if isinstance(value, torch.Tensor):
-        return value.item() if value.numel() == 1 else value.tolist()
+        return to_jsonable(value.item() if value.numel() == 1 else value.tolist())
     if isinstance(value, dict):
         return {str(k): to_jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [to_jsonable(v) for v in value]
     if hasattr(value, "item") and callable(value.item):
-        return value.item()
+        return to_jsonable(value.item())
+    if isinstance(value, float) and not math.isfinite(value):
+        return None  # strict JSON: NaN / inf are written as null
     if isinstance(value, (str, int, float, bool)) or value is None:
         return value
     return repr(value)
@@ -116,7 +119,7 @@ def build_run(cfg: dict, device: torch.device):
 
 def _write_line(path: Path, row: dict) -> None:
     with open(path, "a") as f:
-        f.write(json.dumps(to_jsonable(row)) + "\n")
+        f.write(json.dumps(to_jsonable(row), allow_nan=False) + "\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -135,16 +138,96 @@ def read_metrics(run_dir) -> list[dict]:
     return rows
 
 
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb+") as f:
+        os.fsync(f.fileno())
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:  # pragma: no cover - platforms without directory fds
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def _atomic_save(obj, path: Path) -> None:
+    """torch.save to a temporary file, fsync, then rename over ``path``; the checkpoint it
+    replaces is kept as ``<name>.prev`` (the last two are on disk)."""
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
+    _fsync_file(tmp)
+    if path.exists():
+        os.replace(path, previous_checkpoint(path))
     os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def previous_checkpoint(path: Path) -> Path:
+    return path.with_name(path.name + ".prev")
 
 
 def _atomic_write(path: Path, text: str) -> None:
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
     os.replace(tmp, path)
+
+
+class RunDiverged(RuntimeError):
+    """A non-finite loss, gradient or update stopped the run (the message names the step and
+    the quantity; the checkpoint of the last finished epoch is kept)."""
+
+
+class RunLocked(RuntimeError):
+    """Another process holds the run directory's lock."""
+
+
+def load_checkpoint(path: Path, device) -> dict:
+    """The latest readable checkpoint: ``path``, or its predecessor ``path.prev`` when the
+    latest is unreadable (reported on stderr with the reason)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=False)
+    except Exception as exc:
+        prev = previous_checkpoint(path)
+        if not prev.exists():
+            raise ValueError(f"checkpoint {path} is unreadable ({type(exc).__name__}: {exc}) and there is no "
+                             f"previous checkpoint {prev.name}") from exc
+        print(f"analogtrain: checkpoint {path} is unreadable ({type(exc).__name__}); resuming from "
+              f"{prev.name}", file=sys.stderr)
+        return torch.load(prev, map_location=device, weights_only=False)
+
+
+class _DirectoryLock:
+    """An exclusive lock on ``out/.lock`` (fcntl.flock) held for the run; ``wait=False`` makes
+    a held lock a :class:`RunLocked` error, ``wait=True`` waits for it."""
+
+    def __init__(self, out: Path, wait: bool):
+        self.path, self.wait, self.handle = out / ".lock", wait, None
+
+    def __enter__(self):
+        import fcntl
+
+        self.handle = open(self.path, "a")
+        try:
+            fcntl.flock(self.handle, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
+        except BlockingIOError as exc:
+            self.handle.close()
+            raise RunLocked(f"{self.path.parent} is in use by another analogtrain process (lock {self.path}); "
+                            f"wait for it or use another output directory") from exc
+        return self
+
+    def __exit__(self, *exc):
+        import fcntl
+
+        fcntl.flock(self.handle, fcntl.LOCK_UN)
+        self.handle.close()
+        return False
 
 
 def _comparable(cfg: dict) -> dict:
@@ -166,24 +249,29 @@ def is_finished(run_dir) -> bool:
 
 
 def run_experiment(config: dict, out_dir, quiet: bool = False, resume: bool = False,
-                   overwrite: bool = False) -> dict:
+                   overwrite: bool = False, wait_for_lock: bool = False) -> dict:
     """Run one experiment; returns the summary dict (also written to ``out_dir/summary.json``).
 
     ``resume=True`` returns the summary of a finished run with the same config, or continues
     an interrupted one from its last checkpoint (``train.epochs`` may be raised to extend a
     finished run). Without ``resume`` an existing run in ``out_dir`` is an error unless
-    ``overwrite=True``.
+    ``overwrite=True``. The directory is locked for the run: another process finds it busy
+    (:class:`RunLocked`) or, with ``wait_for_lock``, waits and then sees the finished run.
+    A non-finite loss or update raises :class:`RunDiverged` (step and quantity named; metrics
+    and the last epoch's checkpoint stay on disk).
     """
     cfg = resolve(config)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     threads = cfg["train"]["threads"]
-    if threads is None:
-        return _run(cfg, Path(out_dir), quiet, resume, overwrite)
     previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        return _run(cfg, Path(out_dir), quiet, resume, overwrite)
-    finally:
-        torch.set_num_threads(previous)
+    with _DirectoryLock(out, wait_for_lock):
+        if threads is not None:
+            torch.set_num_threads(threads)
+        try:
+            return _run(cfg, out, quiet, resume, overwrite)
+        finally:
+            torch.set_num_threads(previous)
 
 
 def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> dict:
@@ -196,7 +284,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
         raise FileExistsError(f"{out} already holds a run ({', '.join(existing)}); use resume (--resume) or "
                               f"overwrite (--overwrite), or another output directory")
     if existing and overwrite and not resume:
-        for p in (metrics_path, ckpt_path, summary_path, out / PLOT):
+        for p in (metrics_path, ckpt_path, previous_checkpoint(ckpt_path), summary_path, out / PLOT):
             p.unlink(missing_ok=True)
         existing = []
     if existing and (out / CONFIG).exists():
@@ -220,7 +308,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
     start_epoch, step, wall = 0, 0, 0.0
     rows: list[dict] = []
     if resume and ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, map_location=device, weights_only=False)
+        ckpt = load_checkpoint(ckpt_path, device)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         if scheduler is not None and ckpt.get("scheduler") is not None:
@@ -274,8 +362,17 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
         for x, y in inner:
             optimizer.zero_grad()
             loss = task.loss(model(x), y)
+            if not bool(torch.isfinite(loss.detach())):
+                raise RunDiverged(f"{out}: the training loss is {float(loss.detach())} at step {step + 1} (epoch {epoch}); "
+                                  f"the checkpoint of epoch {epoch - 1} is kept")
             loss.backward()
-            optimizer.step()
+            try:
+                optimizer.step()
+            except ValueError as exc:
+                if "not finite" not in str(exc):
+                    raise
+                raise RunDiverged(f"{out}: step {step + 1} (epoch {epoch}): {exc}; the checkpoint of epoch "
+                                  f"{epoch - 1} is kept") from exc
             loss_sum += loss.detach().to(torch.float64)
             n_steps += 1
             step += 1
@@ -294,7 +391,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
     wall = wall + (time.perf_counter() - t0)
 
     summary = make_summary(cfg, task, model, rows, wall, analog_config, device, step)
-    _atomic_write(summary_path, json.dumps(summary, indent=2) + "\n")
+    _atomic_write(summary_path, json.dumps(to_jsonable(summary), indent=2, allow_nan=False) + "\n")
     plot_run(rows, out / PLOT, title=label)
     return summary
 

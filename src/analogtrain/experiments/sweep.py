@@ -91,7 +91,8 @@ def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, qu
         bar.set_postfix_str(f"{cell_name(cell)} seed {seed}")
         run_cfg = apply_overrides(config, {**cell, "train.seed": seed})
         try:
-            run_experiment(run_cfg, rdir, quiet=True, resume=True)
+            # another sweep may be running this cell: wait for its lock, then it is finished
+            run_experiment(run_cfg, rdir, quiet=True, resume=True, wait_for_lock=True)
             (rdir / "error.txt").unlink(missing_ok=True)
         except Exception:  # noqa: BLE001 -- one failed run must not stop the sweep; its error is kept on disk
             failures += 1

@@ -3,11 +3,26 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
+import torch
 from torch import nn
 
 from ..config import AnalogConfig
 from .layers import AnalogConv2d, AnalogLinear
+
+
+def _config_for(module: nn.Module, config: AnalogConfig, name: str) -> AnalogConfig:
+    """Analog layers follow the module's float dtype: float32 and float64 are simulated as
+    such (``config.dtype`` replaced); half precisions are refused (pulse increments of
+    dw_min ~ 1e-3 relative to the range are below their resolution)."""
+    dtype = module.weight.dtype
+    if dtype in (torch.float16, torch.bfloat16):
+        raise ValueError(f"layer {name!r} has dtype {dtype}: analog layers simulate in float32 or float64 "
+                         f"(convert model.float() or model.double() first)")
+    if dtype != config.dtype:
+        return dataclasses.replace(config, dtype=dtype)
+    return config
 
 
 def _analog_from(module: nn.Module, config: AnalogConfig, seed: int) -> nn.Module:
@@ -32,10 +47,14 @@ def convert(model: nn.Module, config: AnalogConfig, layers: list[str] | None = N
     ``layers=None`` converts every Linear and Conv2d; otherwise a list of module names as in
     ``model.named_modules()`` (e.g. ``["fc"]`` for the last layer of a ResNet, or a block
     name such as ``"layer4"`` to convert every Linear/Conv2d inside it). Weights and biases
-    are programmed from the digital layer. Each layer gets its own seed (seed + index).
+    are programmed from the digital layer. Each layer gets its own seed (seed + index). An
+    analog layer has its digital layer's dtype (float32 or float64; half precisions are
+    refused).
     """
     if not isinstance(config, AnalogConfig):
         raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")
+    if isinstance(layers, str) or (layers is not None and not all(isinstance(n, str) for n in layers)):
+        raise ValueError(f"layers must be a list of module names (e.g. [{layers!r}]), got {layers!r}")
     model = model if inplace else copy.deepcopy(model)
     names = dict(model.named_modules())
     if layers is not None:
@@ -58,5 +77,6 @@ def convert(model: nn.Module, config: AnalogConfig, layers: list[str] | None = N
     for index, name in enumerate(targets):
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, _analog_from(getattr(parent, child), config, seed + index))
+        module = getattr(parent, child)
+        setattr(parent, child, _analog_from(module, _config_for(module, config, name), seed + index))
     return model

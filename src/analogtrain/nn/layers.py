@@ -9,6 +9,7 @@ parameter ``weight`` mirrors the effective weight for inspection; it receives no
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -59,6 +60,7 @@ class _AnalogLayerMixin:
             init_weight = (torch.rand((out_features, in_features), generator=gen) * 2 - 1) * bound
         spec = TileSpec((out_features, in_features), config, seed=self.seed, init_weight=init_weight.detach().clone())
         self.tile = config.algorithm.init(spec)
+        config.check_device_names(self.tile.arrays)
         self.weight = nn.Parameter(self.tile.effective_weight().detach().clone())
         self.weight.analog_layer = self
         if bias:
@@ -91,6 +93,11 @@ class _AnalogLayerMixin:
             return self.tile.effective_weight()
         mirror = self.weight
         token = self.__dict__.get("_mirror_token")
+        if token is not None and token[0] != mirror._version and not self.__dict__.get("_warned_edit"):
+            self.__dict__["_warned_edit"] = True
+            warnings.warn(f"{type(self).__name__}.weight was modified in place: the weight of an analog layer "
+                          f"changes only through pulses, so the edit is discarded (rewritten from the arrays). "
+                          f"Use set_weights() to program weights.", stacklevel=4)
         if token is None or token[0] != mirror._version or not unchanged(token[1], deps):
             self._refresh_mirror(deps)
         return mirror
@@ -123,6 +130,34 @@ class _AnalogLayerMixin:
     def clear_pending(self) -> None:
         self._pending.clear()
 
+    def get_weights(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """(effective weight, bias) as copies; the weight has the array's (out, in) shape
+        (for a convolution, in = in_channels * kh * kw)."""
+        with torch.no_grad():
+            weight = self.tile.effective_weight().detach().clone()
+        return weight, None if self.bias is None else self.bias.detach().clone()
+
+    def set_weights(self, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        """Program the effective weight (:meth:`AlgorithmState.program_weight`: counted as
+        programming writes, clamped to the device bounds) and set the digital bias. ``weight``
+        may also have the torch layer's shape (e.g. (out, in, kh, kw)). Returns the effective
+        weight achieved."""
+        weight = torch.as_tensor(weight)
+        if weight.numel() != self.weight.numel():
+            raise ValueError(f"weight must have the layer's shape {tuple(self.weight.shape)} (or the same number "
+                             f"of elements), got {tuple(weight.shape)}")
+        if not bool(torch.isfinite(weight).all()):
+            raise ValueError("weight must be finite")
+        with torch.no_grad():
+            achieved = self.tile.program_weight(weight.reshape(self.weight.shape))
+            if bias is not None:
+                if self.bias is None:
+                    raise ValueError("this layer has no bias (bias=False)")
+                self.bias.copy_(torch.as_tensor(bias).reshape(self.bias.shape))
+        self._refresh_mirror()
+        self.clear_pending()
+        return achieved.detach().clone()
+
     def summary(self) -> dict:
         return self.tile.summary()
 
@@ -138,6 +173,9 @@ class _AnalogLayerMixin:
         # copy.deepcopy rebuilds Parameters without their attributes: re-link the weight to
         # this layer, or the optimizer would treat the copy's weight as a digital parameter.
         super().__setstate__(state)
+        # the copied mirror is a new tensor (its own version counter): refresh it at the next
+        # forward instead of reading the version change as an edit
+        self.__dict__.pop("_mirror_token", None)
         if self._parameters.get("weight") is not None:
             self.weight.analog_layer = self
 
