@@ -275,3 +275,51 @@ def test_expected_kernel_equals_the_torch_engine(name, dtype):
     assert out[True][2] == pytest.approx(out[False][2], rel=1e-5)
     assert torch.equal(out[True][3], out[False][3])
     assert bool(((out[True][0] == hi) | (out[True][0] == lo)).any())  # some elements reached a bound
+
+
+@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "ideal_bounded"])
+@pytest.mark.parametrize("columns", [True, False])
+def test_fire_lines_kernel_matches_fire_of_the_full_counts(name, columns):
+    """AnalogArray.fire_lines (kernel on the selected lines) against its definition, fire of
+    the full-shape counts (the torch path): per-element statistics over 300 trials, exact
+    counted pulses, untouched lines never move, write noise redrawn only where pulses fired."""
+    shape = (12, 10)
+    lines = torch.tensor([7, 2])
+    g = torch.Generator().manual_seed(0)
+    sel = torch.randint(-3, 4, (shape[0], 2) if columns else (2, shape[1]), generator=g).double()
+    res = {}
+    for kernel in (True, False):
+        out, ups = [], []
+        for t in range(300):
+            arr = at.AnalogArray(shape, DEVICES[name](), seed=3, dtype=torch.float64)
+            arr.generator.manual_seed((1 if kernel else 2) * 100_000 + t)
+            arr.use_kernels = kernel
+            w0 = arr.state.clone()
+            st = arr.fire_lines(sel, lines, columns=columns)
+            out.append(arr.state - w0)
+            ups.append((float(st.up), float(st.down)))
+        res[kernel] = (torch.stack(out), ups)
+    dk, dt = res[True][0], res[False][0]
+    z = _z(dk.reshape(300, -1), dt.reshape(300, -1))
+    if z.numel():
+        assert z.abs().max() < 5.5
+        assert abs(float((z ** 2).mean()) - 1) < 4 * math.sqrt(2 / z.numel())
+    assert set(res[True][1]) == set(res[False][1]) == {(float(sel.clamp_min(0).sum()), float((-sel).clamp_min(0).sum()))}
+    others = torch.ones(shape[1] if columns else shape[0], dtype=torch.bool)
+    others[lines] = False
+    untouched = dk[:, :, others] if columns else dk[:, others, :]
+    assert torch.equal(untouched, torch.zeros_like(untouched))
+
+
+def test_fire_lines_write_noise_only_where_pulses_fired():
+    dev = at.devices.SoftBounds(tau=0.6, dw_min=1e-3, write_noise=0.5)
+    arr = at.AnalogArray((50, 8), dev, seed=0)
+    counts = torch.zeros(50, 2)
+    counts[:25, 0] = 2.0
+    arr.fire_lines(counts, torch.tensor([3, 5]))
+    moved = arr.write_offset != 0
+    expect = torch.zeros(50, 8, dtype=torch.bool)
+    expect[:25, 3] = True
+    assert torch.equal(moved, expect)
+    with pytest.raises(ValueError, match="counts must have shape"):
+        arr.fire_lines(torch.zeros(50, 3), torch.tensor([3, 5]))

@@ -203,6 +203,9 @@ class AnalogArray:
         self.pulses_down.add_(stats.down)
         if stats.touched is not None and self.device.write_noise > 0:
             touched = stats.touched
+            if not touched.is_floating_point() and touched.dtype != torch.bool:  # flat element indices
+                self._redraw_write_offsets(touched)
+                return
             if touched.dtype == torch.bool and self.torch_device.type == "cpu":
                 idx = touched.reshape(-1).nonzero().squeeze(1)
                 if idx.numel() * 8 < touched.numel():  # a few lines (transfer writes): draw for those only
@@ -212,11 +215,8 @@ class AnalogArray:
             noise = noise * (self.device.dw_min * self.device.write_noise)
             if touched.is_floating_point():  # a 0/1 mask: weight 1 takes the new draw exactly
                 self.write_offset = torch.lerp(self.write_offset, noise, touched.to(noise.dtype))
-            elif touched.dtype == torch.bool:
+            else:  # a bool mask
                 self.write_offset = torch.where(touched, noise, self.write_offset)
-            else:
-                flat = self.write_offset.view(-1)
-                flat[touched] = noise.view(-1)[touched]
 
     @property
     def nominal_dw_min(self) -> float:
@@ -266,6 +266,35 @@ class AnalogArray:
         self.state.copy_(self.device.apply_pulses(self.state, counts, self.generator))
         stats = PulseStats(counts.clamp_min(0).sum(), (-counts).clamp_min(0).sum(),
                            torch.sign(counts).abs_() if self.device.write_noise > 0 else None)
+        self._record(stats)
+        return stats
+
+    def fire_lines(self, counts: torch.Tensor, lines: torch.Tensor, columns: bool = True) -> PulseStats:
+        """:meth:`fire` on selected lines only: ``counts`` (out, k) for the columns ``lines``
+        (``columns=True``) or (k, in) for those rows; every other element is untouched. The
+        definition is ``fire`` of the full-shape counts (what runs without the kernels)."""
+        lines = torch.as_tensor(lines, device=self.torch_device, dtype=torch.long).reshape(-1)
+        counts = torch.as_tensor(counts, device=self.torch_device, dtype=self.dtype)
+        rows_, cols_ = self.shape
+        axis = 1 if columns else 0
+        if counts.dim() != 2 or counts.shape[axis] != lines.numel() or counts.shape[1 - axis] != self.shape[1 - axis]:
+            raise ValueError(f"counts must have shape {(rows_, lines.numel()) if columns else (lines.numel(), cols_)} "
+                             f"for {lines.numel()} {'columns' if columns else 'rows'}, got {tuple(counts.shape)}")
+        packed = numba_kernels.kernel_coefficients(self.state, self.device) if getattr(self, "use_kernels", True) else None
+        if packed is None:
+            full = torch.zeros(self.shape, device=self.torch_device, dtype=self.dtype)
+            return self.fire(full.index_copy_(axis, lines, counts))
+        if columns:
+            elements = torch.arange(rows_)[:, None] * cols_ + lines[None, :]
+        else:
+            elements = lines[:, None] * cols_ + torch.arange(cols_)[None, :]
+        up, down = numba_kernels.apply_counts_at(self.state, elements, counts, packed,
+                                                 numba_kernels.noise_code(self.device), self.device.cycle_noise,
+                                                 self.generator)
+        touched = None
+        if self.device.write_noise > 0:
+            touched = elements.reshape(-1)[counts.reshape(-1) != 0]
+        stats = PulseStats(torch.tensor(up, dtype=torch.float64), torch.tensor(down, dtype=torch.float64), touched)
         self._record(stats)
         return stats
 
@@ -329,13 +358,12 @@ class AnalogArray:
     def _redraw_write_offsets(self, idx: torch.Tensor) -> None:
         """Fresh write offsets dw_min write_noise xi for the flat element indices ``idx``
         (each written element gets a new draw, the others keep theirs)."""
-        scale = torch.as_tensor(self.device.dw_min * self.device.write_noise, dtype=self.dtype,
-                                device=self.torch_device)
+        dw = torch.as_tensor(self.device.dw_min, dtype=self.dtype, device=self.torch_device)
         noise = torch.randn(idx.numel(), generator=self.generator, device=self.torch_device, dtype=self.dtype)
-        if scale.dim():
-            noise = noise * scale.expand(self.shape).reshape(-1)[idx]
+        if dw.dim():
+            noise = noise * (dw.expand(self.shape).reshape(-1)[idx] * self.device.write_noise)
         else:
-            noise = noise * scale
+            noise = noise * (float(dw) * self.device.write_noise)
         if not self.write_offset.is_contiguous():
             self.write_offset = self.write_offset.contiguous()
         self.write_offset.view(-1)[idx] = noise

@@ -206,7 +206,9 @@ class ThresholdedBuffer:
 
     def write(self, idx, n: torch.Tensor):
         if self.how == "exact":
-            return self.target.fire(self.lines.scatter(n, idx))
+            if idx is None:
+                return self.target.fire(n)
+            return self.target.fire_lines(n, idx, columns=self.lines.columns)
         return write_open_loop(self.target, self.lines, idx, n * self.unit(idx, self.target), "pulse_train")
 
 

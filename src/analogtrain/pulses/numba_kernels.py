@@ -304,6 +304,45 @@ if numba is not None:
                 touched[e] = delta[e] != 0.0
         return n_up, n_down
 
+    @njit(cache=True)
+    def _apply_counts_at(w, elements, counts, coef, bounds, dwe, noise_type, sigma, seed):
+        """As :func:`_apply_counts` on the flat elements ``elements`` (distinct) with their
+        counts; returns (up, down, status)."""
+        for k in range(counts.shape[0]):
+            c = counts[k]
+            if c != np.floor(c) or not np.isfinite(c):
+                return 0.0, 0.0, 1
+        s = _seed_state(seed)
+        zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
+        n_up = 0.0
+        n_down = 0.0
+        for k in range(counts.shape[0]):
+            c = counts[k]
+            if c == 0.0:
+                continue
+            e = elements[k]
+            down = 1 if c < 0.0 else 0
+            m = int(abs(c))
+            if down:
+                n_down += m
+            else:
+                n_up += m
+            a0 = coef[e, 2 * down]
+            a1 = coef[e, 2 * down + 1]
+            lo = bounds[e, 0]
+            hi = bounds[e, 1]
+            v = w[e]
+            for _p in range(m):
+                step = a0 + a1 * v
+                if noise_type == 1:
+                    step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
+                elif noise_type == 2:
+                    step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
+                v = min(max(v + step, lo), hi)
+            w[e] = v
+        return n_up, n_down, 0
+
+
 def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: float, dw_nominal: float,
                       engine, coefficients, noise_type: int, sigma: float, generator,
                       need_touched: bool):
@@ -371,3 +410,18 @@ def expected_update(w: torch.Tensor, delta: torch.Tensor, coefficients, need_tou
     torch.autograd.graph.increment_version(w)
     mask = torch.from_numpy(touched.view(np.bool_)).view(w.shape) if need_touched else None
     return n_up, n_down, mask
+
+
+def apply_counts_at(w: torch.Tensor, elements: torch.Tensor, counts: torch.Tensor, coefficients, noise_type: int,
+                    sigma: float, generator):
+    """Fire ``counts`` (signed, one per element) on the distinct flat ``elements`` of the CPU
+    tensor ``w`` in place; returns (n_up, n_down); ValueError for a non-integer count."""
+    w_np = w.detach().numpy().reshape(-1)
+    e_np = np.ascontiguousarray(elements.detach().to(torch.int64).reshape(-1).numpy())
+    c_np = np.ascontiguousarray(counts.detach().to(w.dtype).reshape(-1).numpy())
+    n_up, n_down, status = _apply_counts_at(w_np, e_np, c_np, *coefficients, int(noise_type), float(sigma),
+                                            kernel_seed(generator))
+    if status:
+        raise ValueError("counts must be finite integers (signed pulse counts)")
+    torch.autograd.graph.increment_version(w)
+    return n_up, n_down
