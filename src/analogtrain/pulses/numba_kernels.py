@@ -148,6 +148,27 @@ if numba is not None:
         return out
 
     @njit(cache=True, inline="always")
+    def _pulse_train(v, m, a0, a1, lo, hi, dw, noise_type, sigma, s, zx, zratio, zr):
+        """m pulses of one polarity on one element from state v: each steps by a0 + a1 v, times
+        1 + sigma xi (multiplicative noise) or plus dw sigma xi (additive), then clamps."""
+        for _p in range(m):
+            step = a0 + a1 * v
+            if noise_type == 1:
+                step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
+            elif noise_type == 2:
+                step += dw * sigma * _normal(s, zx, zratio, zr)
+            v = min(max(v + step, lo), hi)
+        return v
+
+    @njit(cache=True, inline="always")
+    def _counts_are_integers(counts):
+        for k in range(counts.shape[0]):
+            c = counts[k]
+            if c != np.floor(c) or not np.isfinite(c):
+                return False
+        return True
+
+    @njit(cache=True, inline="always")
     def _threshold(p):
         """Bernoulli(p) as ``32 random bits < threshold``: threshold = floor(p 2^32) (p >= 1:
         2^32, always), so the firing probability is p to within 2^-32."""
@@ -226,13 +247,8 @@ if numba is not None:
                         e = base + x_fire[q]
                         down = x_down[x_fire[q]] ^ d_neg
                         n_down += down
-                        v = w[e]
-                        step = coef[e, 2 * down] + coef[e, 2 * down + 1] * v
-                        if noise_type == 1:
-                            step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
-                        elif noise_type == 2:
-                            step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
-                        w[e] = min(max(v + step, bounds[e, 0]), bounds[e, 1])
+                        w[e] = _pulse_train(w[e], 1, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0],
+                                            bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
                         if mark:
                             touched[e] = 1
         return n_pulses - n_down, n_down
@@ -243,16 +259,13 @@ if numba is not None:
         """|counts[e]| pulses of polarity sign(counts[e]) on element e, one after another.
         Returns (up, down, status): status 1 when a count is not a finite integer (nothing is
         written then: the check runs first)."""
-        n = w.shape[0]
-        for e in range(n):
-            c = counts[e]
-            if c != np.floor(c) or not np.isfinite(c):
-                return 0.0, 0.0, 1
+        if not _counts_are_integers(counts):
+            return 0.0, 0.0, 1
         s = _seed_state(seed)
         zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
         n_up = 0.0
         n_down = 0.0
-        for e in range(n):
+        for e in range(w.shape[0]):
             c = counts[e]
             if c == 0.0:
                 continue
@@ -262,19 +275,8 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            a0 = coef[e, 2 * down]
-            a1 = coef[e, 2 * down + 1]
-            lo = bounds[e, 0]
-            hi = bounds[e, 1]
-            v = w[e]
-            for _p in range(m):
-                step = a0 + a1 * v
-                if noise_type == 1:
-                    step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
-                elif noise_type == 2:
-                    step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
-                v = min(max(v + step, lo), hi)
-            w[e] = v
+            w[e] = _pulse_train(w[e], m, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0], bounds[e, 1],
+                                dwe[e], noise_type, sigma, s, zx, zratio, zr)
             if mark:
                 touched[e] = 1
         return n_up, n_down, 0
@@ -308,10 +310,8 @@ if numba is not None:
     def _apply_counts_at(w, elements, counts, coef, bounds, dwe, noise_type, sigma, seed):
         """As :func:`_apply_counts` on the flat elements ``elements`` (distinct) with their
         counts; returns (up, down, status)."""
-        for k in range(counts.shape[0]):
-            c = counts[k]
-            if c != np.floor(c) or not np.isfinite(c):
-                return 0.0, 0.0, 1
+        if not _counts_are_integers(counts):
+            return 0.0, 0.0, 1
         s = _seed_state(seed)
         zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
         n_up = 0.0
@@ -327,19 +327,8 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            a0 = coef[e, 2 * down]
-            a1 = coef[e, 2 * down + 1]
-            lo = bounds[e, 0]
-            hi = bounds[e, 1]
-            v = w[e]
-            for _p in range(m):
-                step = a0 + a1 * v
-                if noise_type == 1:
-                    step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
-                elif noise_type == 2:
-                    step += dwe[e] * sigma * _normal(s, zx, zratio, zr)
-                v = min(max(v + step, lo), hi)
-            w[e] = v
+            w[e] = _pulse_train(w[e], m, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0], bounds[e, 1],
+                                dwe[e], noise_type, sigma, s, zx, zratio, zr)
         return n_up, n_down, 0
 
 
