@@ -1,6 +1,9 @@
-"""Torch glue: analog layers and model conversion."""
+"""Torch glue: analog layers (linear, convolutions, recurrent) and model conversion."""
 
-from .convert import convert
-from .layers import AnalogConv2d, AnalogLinear
+from .conv import AnalogConv1d, AnalogConv2d, AnalogConv3d
+from .convert import ConversionReport, convert
+from .layers import AnalogLinear
+from .recurrent import AnalogGRU, AnalogGRUCell, AnalogLSTM, AnalogLSTMCell, AnalogRNN, AnalogRNNCell
 
-__all__ = ["AnalogConv2d", "AnalogLinear", "convert"]
+__all__ = ["AnalogConv1d", "AnalogConv2d", "AnalogConv3d", "AnalogGRU", "AnalogGRUCell", "AnalogLSTM",
+           "AnalogLSTMCell", "AnalogLinear", "AnalogRNN", "AnalogRNNCell", "ConversionReport", "convert"]

@@ -12,7 +12,6 @@ import math
 import warnings
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ..arrays import record_versions, unchanged
@@ -44,14 +43,15 @@ class _AnalogMVM(torch.autograd.Function):
 
 
 class _AnalogLayerMixin:
-    """Shared machinery of AnalogLinear and AnalogConv2d."""
+    """Shared machinery of the analog layers (one algorithm tile, its weight mirror, the recorded
+    (x, d) pairs): AnalogLinear and the convolutions with groups=1."""
 
     def _build(self, out_features: int, in_features: int, config: AnalogConfig, seed: int,
                init_weight: torch.Tensor | None, bias: bool, init_bias: torch.Tensor | None):
         if config is None:
             config = AnalogConfig()
         if not isinstance(config, AnalogConfig):
-            raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")
+            raise ValueError(f"config must be an AnalogConfig, got {type(config).__name__}")  # noqa: TRY004
         self.config = config
         self.seed = int(seed)
         if init_weight is None:
@@ -209,36 +209,3 @@ class AnalogLinear(_AnalogLayerMixin, nn.Module):
     def extra_repr(self):
         return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
                 f"algorithm={self.config.algorithm.name}")
-
-
-class AnalogConv2d(_AnalogLayerMixin, nn.Module):
-    """2-D convolution as an MVM over unfolded patches; every patch is one rank-1 update."""
-
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 bias: bool = True, config: AnalogConfig | None = None, seed: int = 0,
-                 init_weight: torch.Tensor | None = None, init_bias: torch.Tensor | None = None):
-        super().__init__()
-        pair = lambda v: (v, v) if isinstance(v, int) else tuple(v)
-        self.in_channels, self.out_channels = in_channels, out_channels
-        self.kernel_size, self.stride = pair(kernel_size), pair(stride)
-        self.padding, self.dilation = pair(padding), pair(dilation)
-        fan_in = in_channels * self.kernel_size[0] * self.kernel_size[1]
-        if init_weight is not None:
-            init_weight = init_weight.reshape(out_channels, fan_in)
-        self._build(out_channels, fan_in, config, seed, init_weight, bias, init_bias)
-
-    def forward(self, x):
-        b, _, h, w = x.shape
-        cols = F.unfold(x.to(self.weight.dtype), self.kernel_size, self.dilation, self.padding, self.stride)
-        n_patches = cols.shape[-1]
-        y = self._mvm(cols.transpose(1, 2).reshape(b * n_patches, -1))
-        oh = (h + 2 * self.padding[0] - self.dilation[0] * (self.kernel_size[0] - 1) - 1) // self.stride[0] + 1
-        ow = (w + 2 * self.padding[1] - self.dilation[1] * (self.kernel_size[1] - 1) - 1) // self.stride[1] + 1
-        y = y.reshape(b, n_patches, self.out_channels).transpose(1, 2).reshape(b, self.out_channels, oh, ow)
-        if self.bias is not None:
-            y = y + self.bias.view(1, -1, 1, 1)
-        return y
-
-    def extra_repr(self):
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, algorithm={self.config.algorithm.name}")
