@@ -9,6 +9,7 @@ import torch
 
 from .arrays import AnalogArray
 from .devices.base import Device
+from .mapping import Mapping
 from .periphery import IO
 from .pulses import PulseEngine, make_engine
 
@@ -26,6 +27,8 @@ class AnalogConfig:
     - ``engine``: pulse engine name or instance for gradient updates; ``engine_kwargs`` are
       passed to the engine constructor when a name is given (e.g. ``{"bit_length": 8}``).
     - ``transfer_engine``: engine for transfers (default: the same as ``engine``).
+    - ``mapping``: weight scaling, learned output scales and the split of large layers into
+      tiles, as aihwkit's MappingParameter (:mod:`analogtrain.mapping`; default: none of them).
     """
 
     algorithm: object = None
@@ -36,6 +39,7 @@ class AnalogConfig:
     engine_kwargs: dict = field(default_factory=dict)
     transfer_engine: str | PulseEngine | None = None
     dtype: torch.dtype = torch.float32
+    mapping: Mapping = field(default_factory=Mapping)
 
     def __post_init__(self):
         from .algorithms import AnalogSGD  # local import: algorithms import config
@@ -54,6 +58,8 @@ class AnalogConfig:
                 raise ValueError(f"device must be a Device or a dict of Devices, got {type(dev).__name__}")  # noqa: TRY004
         if not isinstance(self.io, IO) or not isinstance(self.transfer_io, IO):
             raise ValueError("io and transfer_io must be analogtrain.IO instances")  # noqa: TRY004
+        if not isinstance(self.mapping, Mapping):
+            raise ValueError(f"mapping must be an analogtrain.Mapping, got {type(self.mapping).__name__}")  # noqa: TRY004
         make_engine(self.engine, **(self.engine_kwargs if isinstance(self.engine, str) else {}))
 
     def device_for(self, name: str) -> Device:
@@ -94,6 +100,7 @@ class AnalogConfig:
             "io": self.io.describe(),
             "transfer_io": self.transfer_io.describe(),
             "engine": self.make_engine().describe(),
+            "mapping": self.mapping.describe(),
         }
 
 

@@ -141,7 +141,7 @@ class _AnalogConvNd(_AnalogLayerMixin, nn.Module):
             parts = x.chunk(self.groups, dim=1)
             y = torch.cat([layer(part) for layer, part in zip(self.group_layers, parts)], dim=1)
             return y if batched else y.squeeze(0)
-        x = x.to(self.weight.dtype)
+        x = x.to(self._compute_dtype())
         if any(self._pad):
             if self.padding_mode == "zeros":
                 x = F.pad(x, self._pad)
