@@ -378,6 +378,52 @@ class AnalogArray:
         self.pulses_up.zero_()
         self.pulses_down.zero_()
 
+    # ------------------------------------------------------------------ hidden parameters
+    def get_hidden_parameters(self) -> dict[str, torch.Tensor]:
+        """The per-element device parameters (``dw_min`` and the family's ``element_params``,
+        e.g. up_slope, w_max for SoftBounds) and the ``reference``, each a copy of the array's
+        shape (aihwkit ``get_hidden_parameters``)."""
+        out = {name: torch.as_tensor(v, dtype=self.dtype, device=self.torch_device).expand(self.shape).clone()
+               for name, v in self.device.params().items()}
+        out["reference"] = self.reference.clone()
+        return out
+
+    def set_hidden_parameters(self, params: dict) -> None:
+        """Replace per-element device parameters and / or the reference (aihwkit
+        ``set_hidden_parameters``): values are scalars or tensors broadcastable to the array's
+        shape; names are those of :meth:`get_hidden_parameters` (others are an error). The
+        hidden state is not touched (the next pulse acts with the new parameters)."""
+        allowed = list(self.device.params()) + ["reference"]
+        unknown = sorted(set(params) - set(allowed))
+        if unknown:
+            raise ValueError(f"unknown hidden parameter(s) {unknown} of {type(self.device).__name__}; "
+                             f"allowed: {allowed}")
+        positive = ("dw_min",) + tuple(self.device.positive_params)
+        current = self.device.params()
+        new = {}
+        for name, value in params.items():
+            t = torch.as_tensor(value, dtype=self.dtype, device=self.torch_device)
+            try:
+                t = t.expand(self.shape).clone()
+            except RuntimeError as exc:
+                raise ValueError(f"hidden parameter {name!r} must broadcast to the array shape {tuple(self.shape)}, "
+                                 f"got shape {tuple(t.shape)}") from exc
+            if not bool(torch.isfinite(t).all()):
+                raise ValueError(f"hidden parameter {name!r} must be finite")
+            if name in positive:  # scale parameters (steps, slopes, bounds) keep their sign and are non-zero
+                sign = torch.as_tensor(current[name], dtype=self.dtype, device=self.torch_device).sign()
+                if bool((t * sign <= 0).any()):
+                    raise ValueError(f"hidden parameter {name!r} must keep the sign of its current values and be "
+                                     f"non-zero (e.g. dw_min > 0, w_max > 0, w_min < 0)")
+            new[name] = t
+        reference = new.pop("reference", None)
+        if new:
+            device = self.device.with_params(**new)
+            device._validate_sampled()
+            self.device = device
+        if reference is not None:
+            self.reference = reference
+
     # ------------------------------------------------------------------ placement and state
     def to(self, torch_device=None, dtype=None) -> AnalogArray:
         """Move all tensors (state, parameters, reference, counters) to a torch device/dtype."""

@@ -251,6 +251,21 @@ class _AnalogLayerMixin:
         self.clear_pending()
         return self.get_weights()[0]
 
+    def get_hidden_parameters(self) -> dict[str, dict[str, torch.Tensor]]:
+        """{array name: its per-element device parameters and reference} (aihwkit
+        ``get_hidden_parameters``; see :meth:`AnalogArray.get_hidden_parameters`)."""
+        return {name: arr.get_hidden_parameters() for name, arr in self.arrays.items()}
+
+    def set_hidden_parameters(self, params: dict[str, dict]) -> None:
+        """Write per-element device parameters: {array name: {parameter: value}}."""
+        arrays = self.arrays
+        unknown = sorted(set(params) - set(arrays))
+        if unknown:
+            raise ValueError(f"unknown array name(s) {unknown}; arrays: {sorted(arrays)}")
+        for name, values in params.items():
+            arrays[name].set_hidden_parameters(values)
+        self._refresh_mirror()
+
     def summary(self) -> dict:
         if self.tiled:
             return self.grid.summary()
