@@ -3,6 +3,9 @@
 Subcommands are plugged in by module path: add ``"package.module"`` to ``SUBCOMMANDS``; the
 module defines ``add_arguments(parser)`` and ``main(args) -> int`` (exit code), optionally
 ``NAME`` (default: the last part of the module path) and its docstring's first line is the help.
+Building the parser imports every subcommand module, so these import nothing heavy at module
+level (torch, the run loop, ...: import those inside ``main``); ``analogtrain --help`` then
+answers without importing torch (tests/test_startup.py).
 """
 
 from __future__ import annotations

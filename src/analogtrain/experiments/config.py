@@ -41,6 +41,7 @@ TRAIN_DEFAULTS = {
     "dtype": "float32",
     "checkpoint": True,
     "threads": None,  # torch.set_num_threads for the run (None: leave torch's setting)
+    "tensorboard": False,  # also write TensorBoard event files into <run dir>/tensorboard/
 }
 
 SECTIONS = ("task", "algorithm", "device", "io", "transfer_io", "engine", "transfer_engine", "reference", "train",
@@ -225,6 +226,8 @@ def validate_train(train: dict) -> None:
         raise ValueError(f"train.layers must be 'all', 'none' or a list of module names, got {layers!r}")
     if train["dtype"] not in DTYPES:
         raise ValueError(f"train.dtype must be one of {list(DTYPES)}, got {train['dtype']!r}")
+    if train["tensorboard"] is not True and train["tensorboard"] is not False:
+        raise ValueError(f"train.tensorboard must be true or false, got {train['tensorboard']!r}")
 
 
 def torch_device(name: str) -> torch.device:

@@ -9,7 +9,8 @@
 - ``checkpoint.pt``: model + optimizer + scheduler + RNG states after the last finished epoch
   (``resume=True`` continues from it, bit for bit);
 - ``summary.json``: final metrics, pulses per layer and array, counters, wall time;
-- ``plot.png``: loss and accuracy vs epoch.
+- ``plot.png``: loss and accuracy vs epoch;
+- ``tensorboard/``: TensorBoard event files, only with ``train.tensorboard = true`` (tblog.py).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import sys
 import time
 from pathlib import Path
@@ -27,6 +29,7 @@ from tqdm.auto import tqdm
 from .config import build_config, build_reference, dumps_toml, resolve, torch_device
 from .plots import plot_run
 from .tasks import make_task
+from .tblog import TENSORBOARD, TensorBoardLog, require_tensorboard
 
 METRICS = "metrics.jsonl"
 SUMMARY = "summary.json"
@@ -231,10 +234,10 @@ class _DirectoryLock:
 
 
 def _comparable(cfg: dict) -> dict:
-    """The resolved config without the keys a resume may change (epochs, threads)."""
+    """The resolved config without the keys a resume may change (epochs, threads, tensorboard)."""
     out = json.loads(json.dumps(to_jsonable(cfg)))
-    out.get("train", {}).pop("epochs", None)
-    out.get("train", {}).pop("threads", None)
+    for key in ("epochs", "threads", "tensorboard"):
+        out.get("train", {}).pop(key, None)
     return out
 
 
@@ -276,6 +279,8 @@ def run_experiment(config: dict, out_dir, quiet: bool = False, resume: bool = Fa
 
 def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> dict:
     train = cfg["train"]
+    if train["tensorboard"]:
+        require_tensorboard()  # before any file of the run directory is touched
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path, summary_path = out / METRICS, out / CHECKPOINT, out / SUMMARY
     existing = [p.name for p in (metrics_path, ckpt_path, summary_path) if p.exists()]
@@ -286,6 +291,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
     if existing and overwrite and not resume:
         for p in (metrics_path, ckpt_path, previous_checkpoint(ckpt_path), summary_path, out / PLOT):
             p.unlink(missing_ok=True)
+        shutil.rmtree(out / TENSORBOARD, ignore_errors=True)
         existing = []
     if existing and (out / CONFIG).exists():
         from .config import load_config
@@ -293,7 +299,8 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
         old = load_config(out / CONFIG)
         if _comparable(resolve(old)) != _comparable(cfg):
             raise ValueError(f"cannot resume {out}: its config.toml differs from the given config "
-                             f"(only train.epochs and train.threads may change); use another output directory")
+                             f"(only train.epochs, train.threads and train.tensorboard may change); use another output "
+                             f"directory")
     if resume and is_finished(out):
         summary = json.loads(summary_path.read_text())
         if summary.get("epochs") == train["epochs"]:
@@ -307,6 +314,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
     batch_size = train["batch_size"] or task.default_batch_size
     start_epoch, step, wall = 0, 0, 0.0
     rows: list[dict] = []
+    first_epoch = 0  # the first epoch this call records
     if resume and ckpt_path.exists():
         ckpt = load_checkpoint(ckpt_path, device)
         model.load_state_dict(ckpt["model"])
@@ -319,6 +327,7 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
             torch.cuda.set_rng_state(ckpt["cuda_rng"], device)
         start_epoch, step, wall = ckpt["epoch"], ckpt["step"], ckpt["wall_time"]
         rows = [r for r in read_metrics(out) if r["epoch"] <= start_epoch]
+        first_epoch = start_epoch + 1
     elif resume:
         rows = []
     # rewrite the metrics file with the rows that the checkpoint covers (drops partial epochs)
@@ -332,6 +341,8 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
                "total_pulses": total_pulses(table), "wall_time": wall + (time.perf_counter() - t0)}
         _write_line(metrics_path, row)
         rows.append(to_jsonable(row))
+        if tb is not None:
+            tb.record(rows[-1], analog_layers(model))
         return row
 
     def checkpoint(epoch: int) -> None:
@@ -345,49 +356,55 @@ def _run(cfg: dict, out: Path, quiet: bool, resume: bool, overwrite: bool) -> di
             "cuda_rng": torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
         }, ckpt_path)
 
-    t0 = time.perf_counter()
-    model.train()
-    label = f"{cfg['task']['name']}/{cfg['algorithm']['name']}"
-    if start_epoch == 0 and train["eval_at_start"] and not rows:
-        record(0, None)
-    epochs = range(start_epoch + 1, train["epochs"] + 1)
-    bar = tqdm(epochs, desc=label, disable=quiet, delay=2.0, leave=False, unit="epoch")
-    for epoch in bar:
-        loss_sum = torch.zeros((), device=device, dtype=torch.float64)
-        n_steps = 0
-        batches = task.train_batches(batch_size, data_gen)
-        cap = train["steps_per_epoch"]
-        inner = tqdm(batches, desc=f"epoch {epoch}", disable=quiet, delay=2.0, leave=False, unit="step",
-                     total=cap)
-        for x, y in inner:
-            optimizer.zero_grad()
-            loss = task.loss(model(x), y)
-            if not bool(torch.isfinite(loss.detach())):
-                raise RunDiverged(f"{out}: the training loss is {float(loss.detach())} at step {step + 1} (epoch {epoch}); "
-                                  f"the checkpoint of epoch {epoch - 1} is kept")
-            loss.backward()
-            try:
-                optimizer.step()
-            except ValueError as exc:
-                if "not finite" not in str(exc):
-                    raise
-                raise RunDiverged(f"{out}: step {step + 1} (epoch {epoch}): {exc}; the checkpoint of epoch "
-                                  f"{epoch - 1} is kept") from exc
-            loss_sum += loss.detach().to(torch.float64)
-            n_steps += 1
-            step += 1
-            if cap is not None and n_steps >= cap:
-                break
-        inner.close()
-        if scheduler is not None:
-            scheduler.step()
-        row = record(epoch, float(loss_sum) / max(n_steps, 1))
-        checkpoint(epoch)
-        if not quiet:
-            shown = {k: row[k] for k in ("train_loss", "test_accuracy", "loss", "weight_error") if k in row}
-            tqdm.write(f"{label} epoch {epoch}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
-                      + f", pulses={row['total_pulses']:.3g}")
-    bar.close()
+    # on resume, purge_step makes TensorBoard drop the events a killed run wrote past the checkpoint
+    tb = TensorBoardLog(out, first_epoch) if train["tensorboard"] else None
+    try:
+        t0 = time.perf_counter()
+        model.train()
+        label = f"{cfg['task']['name']}/{cfg['algorithm']['name']}"
+        if start_epoch == 0 and train["eval_at_start"] and not rows:
+            record(0, None)
+        epochs = range(start_epoch + 1, train["epochs"] + 1)
+        bar = tqdm(epochs, desc=label, disable=quiet, delay=2.0, leave=False, unit="epoch")
+        for epoch in bar:
+            loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+            n_steps = 0
+            batches = task.train_batches(batch_size, data_gen)
+            cap = train["steps_per_epoch"]
+            inner = tqdm(batches, desc=f"epoch {epoch}", disable=quiet, delay=2.0, leave=False, unit="step",
+                         total=cap)
+            for x, y in inner:
+                optimizer.zero_grad()
+                loss = task.loss(model(x), y)
+                if not bool(torch.isfinite(loss.detach())):
+                    raise RunDiverged(f"{out}: the training loss is {float(loss.detach())} at step {step + 1} (epoch {epoch}); "
+                                      f"the checkpoint of epoch {epoch - 1} is kept")
+                loss.backward()
+                try:
+                    optimizer.step()
+                except ValueError as exc:
+                    if "not finite" not in str(exc):
+                        raise
+                    raise RunDiverged(f"{out}: step {step + 1} (epoch {epoch}): {exc}; the checkpoint of epoch "
+                                      f"{epoch - 1} is kept") from exc
+                loss_sum += loss.detach().to(torch.float64)
+                n_steps += 1
+                step += 1
+                if cap is not None and n_steps >= cap:
+                    break
+            inner.close()
+            if scheduler is not None:
+                scheduler.step()
+            row = record(epoch, float(loss_sum) / max(n_steps, 1))
+            checkpoint(epoch)
+            if not quiet:
+                shown = {k: row[k] for k in ("train_loss", "test_accuracy", "loss", "weight_error") if k in row}
+                tqdm.write(f"{label} epoch {epoch}: " + ", ".join(f"{k}={_fmt(v)}" for k, v in shown.items())
+                          + f", pulses={row['total_pulses']:.3g}")
+        bar.close()
+    finally:
+        if tb is not None:
+            tb.close()
     wall = wall + (time.perf_counter() - t0)
 
     summary = make_summary(cfg, task, model, rows, wall, analog_config, device, step)

@@ -9,6 +9,8 @@ Layout of a sweep directory::
 
 Finished runs are skipped and interrupted ones resumed, so rerunning a sweep continues it.
 The std is the sample standard deviation over seeds (ddof = 1; 0 for a single seed).
+The runs go one after another in this process (``executor="local"``) or as Ray tasks
+(``executor="ray"``, executors.py); both give the same runs and the same table.
 """
 
 from __future__ import annotations
@@ -24,8 +26,10 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .config import apply_overrides, validate
+from .executors import check_executor, run_jobs
 from .plots import plot_curves
 from .runner import SUMMARY, is_finished, read_metrics, run_experiment
+from .tblog import require_tensorboard
 
 SWEEP = "sweep.json"
 
@@ -59,14 +63,34 @@ def run_dir(out_dir, cell: dict, seed: int) -> Path:
     return Path(out_dir) / cell_name(cell) / f"seed_{seed}"
 
 
-def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, quiet: bool = False) -> list[dict]:
-    """Run every grid cell for every seed (skipping finished runs); returns the table rows."""
+def run_cell(config: dict, rdir: Path) -> bool:
+    """One job of a sweep: run (or resume) ``config`` into ``rdir``; True when it finished.
+    A failure is written to ``rdir/error.txt`` (removed again by a later success)."""
+    try:
+        # another sweep may be running this cell: wait for its lock, then it is finished
+        run_experiment(config, rdir, quiet=True, resume=True, wait_for_lock=True)
+        (rdir / "error.txt").unlink(missing_ok=True)
+        return True
+    except Exception:  # noqa: BLE001 -- one failed run must not stop the sweep; its error is kept on disk
+        rdir.mkdir(parents=True, exist_ok=True)
+        (rdir / "error.txt").write_text(traceback.format_exc())
+        return False
+
+
+def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, quiet: bool = False,
+              executor: str = "local", address: str | None = None, num_cpus: int | None = None) -> list[dict]:
+    """Run every grid cell for every seed (skipping finished runs); returns the table rows.
+
+    ``executor`` is ``"local"`` (one run after another) or ``"ray"`` (each run a Ray task;
+    ``address`` and ``num_cpus`` go to ``ray.init``, see executors.py)."""
     if not seeds:
         raise ValueError("seeds must be a non-empty list of integers")
+    check_executor(executor, address, num_cpus)
     out = Path(out_dir)
     cells = grid_cells(grid)
     for cell in cells:  # check every cell's config before spending time on the first
-        validate(apply_overrides(config, cell))
+        if validate(apply_overrides(config, cell))["train"]["tensorboard"]:
+            require_tensorboard()
     out.mkdir(parents=True, exist_ok=True)
     meta = {"config": config, "grid": grid, "seeds": list(seeds)}
     path = out / SWEEP
@@ -81,27 +105,20 @@ def run_sweep(config: dict, grid: dict[str, list], seeds: list[int], out_dir, qu
         meta = {"config": config, "grid": merged_grid, "seeds": sorted(set(old["seeds"]) | set(seeds))}
     path.write_text(json.dumps(meta, indent=2) + "\n")
 
-    jobs = [(cell, seed) for cell in cells for seed in seeds]
-    failures = 0
-    bar = tqdm(jobs, desc="sweep", disable=quiet, unit="run")
-    for cell, seed in bar:
-        rdir = run_dir(out, cell, seed)
-        if is_finished(rdir):
-            continue
-        bar.set_postfix_str(f"{cell_name(cell)} seed {seed}")
-        run_cfg = apply_overrides(config, {**cell, "train.seed": seed})
-        try:
-            # another sweep may be running this cell: wait for its lock, then it is finished
-            run_experiment(run_cfg, rdir, quiet=True, resume=True, wait_for_lock=True)
-            (rdir / "error.txt").unlink(missing_ok=True)
-        except Exception:  # noqa: BLE001 -- one failed run must not stop the sweep; its error is kept on disk
-            failures += 1
-            rdir.mkdir(parents=True, exist_ok=True)
-            (rdir / "error.txt").write_text(traceback.format_exc())
+    jobs = [(apply_overrides(config, {**cell, "train.seed": seed}), run_dir(out, cell, seed))
+            for cell in cells for seed in seeds if not is_finished(run_dir(out, cell, seed))]
+
+    def done(job, result) -> None:
+        rdir = job[1]
+        if result is not True:
+            if isinstance(result, BaseException):  # the executor lost the job (e.g. a Ray worker died)
+                rdir.mkdir(parents=True, exist_ok=True)
+                (rdir / "error.txt").write_text("".join(traceback.format_exception(result)))
             if not quiet:
                 tqdm.write(f"run {rdir} failed (see error.txt)")
         write_report(out, plots=False)
-    bar.close()
+
+    run_jobs(jobs, run_cell, executor=executor, on_done=done, address=address, num_cpus=num_cpus, quiet=quiet)
     return write_report(out)
 
 

@@ -1,6 +1,7 @@
 """Run one experiment from a TOML config into an output directory.
 
-Writes config.toml (resolved), metrics.jsonl, checkpoint.pt, summary.json and plot.png.
+Writes config.toml (resolved), metrics.jsonl, checkpoint.pt, summary.json and plot.png
+(and TensorBoard event files into <out>/tensorboard/ with --tensorboard).
 Example:  analogtrain run configs/quadratic.toml --out runs/quad --set train.lr=0.05
 """
 
@@ -8,8 +9,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-
-from ..config import apply_overrides, load_config
 
 
 def add_arguments(parser) -> None:
@@ -19,17 +18,23 @@ def add_arguments(parser) -> None:
                         help="override a config value, e.g. --set train.lr=0.05 --set algorithm.name=ERIDER "
                              "(values are TOML literals; bare words are strings)")
     parser.add_argument("--device", help="shortcut for --set train.device=... (cpu, cuda, auto)")
+    parser.add_argument("--tensorboard", action="store_true",
+                        help="shortcut for --set train.tensorboard=true: also write TensorBoard event files into "
+                             "<out>/tensorboard/")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     parser.add_argument("--overwrite", action="store_true", help="replace a run already in --out")
     parser.add_argument("--quiet", action="store_true", help="no progress bars or per-epoch lines")
 
 
 def main(args) -> int:
+    from ..config import apply_overrides, load_config
     from ..runner import run_experiment
 
     config = apply_overrides(load_config(args.config), args.overrides)
     if args.device:
         config = apply_overrides(config, {"train.device": args.device})
+    if args.tensorboard:
+        config = apply_overrides(config, {"train.tensorboard": True})
     out = Path(args.out) if args.out else Path("runs") / Path(args.config).stem
     summary = run_experiment(config, out, quiet=args.quiet, resume=args.resume, overwrite=args.overwrite)
     metrics = {k: v for k, v in summary["metrics"].items() if isinstance(v, (int, float))}
