@@ -43,14 +43,29 @@ def test_chopper_sign_is_undone_on_read():
 
 
 def test_chopped_gradient_round_trip_reaches_buffer_with_gradient_sign():
-    """Written with sign c, read back with sign c: H accumulates -lr*grad whatever c is."""
+    """Written with sign c, read back with sign c: H accumulates -lr*grad whatever c is (P's step
+    lr * fast_lr with scale_fast_lr; the default absolute step is tested below)."""
     for chop in (1.0, -1.0):
-        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True))
+        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True,
+                                          scale_fast_lr=True))
         st.buffers["chopper"].fill_(chop)
         x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
         d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
         st.step(x, d, lr=0.1)
         torch.testing.assert_close(st.buffers["H"], 0.1 * (-0.1 * d.T @ x), rtol=1e-5, atol=1e-8)
+
+
+def test_default_fast_step_is_absolute_as_aihwkit_chopped_compounds():
+    """aihwkit's ChoppedTransferCompound (and DynamicTransferCompound) default scale_fast_lr=False:
+    P's step is fast_lr (1.0) whatever the optimizer's lr; the buffer then holds lr * (-1 * grad)."""
+    assert ChoppedTikiTakaV2().scale_fast_lr is False and AGAD().scale_fast_lr is False
+    assert TikiTakaV2().scale_fast_lr is True  # aihwkit's TransferCompound scales it
+    x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
+    d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
+    for lr in (0.1, 0.02):
+        st = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True))
+        st.step(x, d, lr=lr)
+        torch.testing.assert_close(st.buffers["H"], lr * (-1.0 * d.T @ x), rtol=1e-5, atol=1e-8)
 
 
 def test_regular_chopper_period():
@@ -84,7 +99,8 @@ def test_zero_chop_prob_is_ttv2():
     xs = [torch.randn(2, SHAPE[1], generator=gen) for _ in range(30)]
     ds = [torch.randn(2, SHAPE[0], generator=gen) for _ in range(30)]
     a = make_state(TikiTakaV2(transfer_lr=20.0), device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
-    b = make_state(ChoppedTikiTakaV2(transfer_lr=20.0, chop_prob=0.0, momentum=0.1, units_in_mbatch=True),
+    b = make_state(ChoppedTikiTakaV2(transfer_lr=20.0, chop_prob=0.0, momentum=0.1, units_in_mbatch=True,
+                                     scale_fast_lr=True),
                    device=at.devices.SoftBounds(tau=1.0, asymmetry=0.1))
     for x, d in zip(xs, ds):
         a.step(x, d, 0.05)
@@ -136,8 +152,9 @@ def test_out_chopper_flips_sign_of_the_gradient_rows_and_is_undone_on_read():
     x = torch.randn(2, SHAPE[1], generator=torch.Generator().manual_seed(3))
     d = torch.randn(2, SHAPE[0], generator=torch.Generator().manual_seed(4))
     algo = ChoppedTikiTakaV2(chop_prob=0.1, out_chop_prob=0.3, columns_per_transfer=None, thres=1e6,
-                             units_in_mbatch=True)
-    plain = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True))
+                             units_in_mbatch=True, scale_fast_lr=True)
+    plain = make_state(ChoppedTikiTakaV2(chop_prob=0.1, columns_per_transfer=None, thres=1e6, units_in_mbatch=True,
+                                         scale_fast_lr=True))
     st = make_state(algo)
     st.buffers["out_chopper"][[0, 2]] = -1.0
     plain.gradient_to_p(x, d, 0.1)

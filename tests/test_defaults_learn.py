@@ -7,10 +7,12 @@ presets ``aihwkit_softbounds`` (multiplicative cycle noise), ``offset_softbounds
 (additive cycle noise, SP 0.12) and ``offset_softbounds`` (no noise, SP 0.12). Requirement:
 final / initial full-set loss < 0.3.
 
-c-TTv2 with aihwkit's defaults (per-mat-vec transfers, random chopper 0.1, momentum 0) does not
-meet it on these devices (0.43 on aihwkit_softbounds, about 1.0 with SP 0.12, measured at the
-time of writing); the test for it is a strict expected failure, so a change that makes it learn
-is noticed.
+c-TTv2 and AGAD have aihwkit's default absolute fast-array step (ChoppedTransferCompound and
+DynamicTransferCompound: scale_fast_lr False, fast_lr 1.0 whatever lr). Measured with 3 seeds
+(benchmarks/aihwkit_defaults_learn.py, aihwkit 1.1.0, same task and devices): c-TTv2 at aihwkit's
+defaults 0.12-0.18 / 0.28-0.34 / 0.27-0.39 (aihwkit_softbounds / additive / no noise), ours
+0.11-0.12 / 0.20-0.30 / 0.20-0.30; with a fast step of 0.1 both fail alike (aihwkit 0.51-0.57 /
+1.00-1.21 / 1.04-1.24, ours 0.39-0.44 / 1.10-1.13 / 1.09-1.12). Seed 0 is tested here.
 """
 
 import pytest
@@ -32,8 +34,8 @@ from analogtrain.algorithms import (
 from analogtrain.devices import get_preset
 
 PRESETS = ("aihwkit_softbounds", "offset_softbounds_additive", "offset_softbounds")
-ALGORITHMS = (TikiTaka, ResidualLearning, TikiTakaV2, ResidualLearningV2, AGAD, MultiTileResidual, RIDER, ERIDER,
-              ERIDERArtifact)
+ALGORITHMS = (TikiTaka, ResidualLearning, TikiTakaV2, ResidualLearningV2, ChoppedTikiTakaV2, AGAD, MultiTileResidual,
+              RIDER, ERIDER, ERIDERArtifact)
 
 
 def loss_ratio(algo, preset, epochs=20, lr=0.1, seed=0):
@@ -69,8 +71,3 @@ def loss_ratio(algo, preset, epochs=20, lr=0.1, seed=0):
 def test_defaults_learn_the_small_regression(algorithm, preset):
     ratio = loss_ratio(algorithm(), preset)
     assert ratio < 0.3, f"{algorithm.__name__} on {preset}: final / initial loss {ratio:.3f}"
-
-
-@pytest.mark.xfail(strict=True, reason="c-TTv2 with aihwkit's defaults does not learn the task with an SP offset")
-def test_chopped_ttv2_defaults_learn_with_an_sp_offset():
-    assert loss_ratio(ChoppedTikiTakaV2(), "offset_softbounds") < 0.3

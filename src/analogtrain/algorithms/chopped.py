@@ -4,8 +4,9 @@
 Both are TT-v2 (:class:`~analogtrain.algorithms.residual.TikiTakaV2`) with a sign chopper
 c_i in {+1, -1} per input column i of P:
 
-- gradient write to P: desired increment -lr * fast_lr * d^T (x (.) c)  (the chopper multiplies
-  what is written to P, so gradient content in P flips sign with c while the device's drift
+- gradient write to P: desired increment -fast_step * d^T (x (.) c), fast_step = fast_lr
+  (absolute, aihwkit's default for the chopped compounds) or lr * fast_lr with
+  ``scale_fast_lr`` (the chopper multiplies what is written to P, so gradient content in P flips sign with c while the device's drift
   towards its SP does not);
 - transfer read of column i: c_i * read(P[:, i]) goes into the buffer H (the sign is undone on
   read), so the drift, which does not follow c, averages out of H over chopper periods.
@@ -55,10 +56,13 @@ class ChoppedTikiTakaV2(TikiTakaV2):
     ``chop_random`` (default True as aihwkit's in_chop_random; False: regular period),
     ``out_chop_prob`` in [0, 1] (default 0, aihwkit out_chop_prob) and ``gamma`` >= 0 (default 0,
     aihwkit master's gamma with the de-chopping correction: forward on W + gamma (c c^T) (.) P).
-    Defaults as aihwkit's ChoppedTransferCompound: momentum 0 and forget_buffer True (H is
-    cleared where a pulse fired), transfers per mat-vec (``units_in_mbatch=False``: with
-    transfer_every 1 one column per sample), threshold = thres (aihwkit buffer_granularity) times
-    the granularity of the fast array P. Other fields as TikiTakaV2.
+    Defaults as aihwkit's ChoppedTransferCompound: an absolute fast-array learning rate
+    (``scale_fast_lr=False``, fast_lr 1.0: P's step is fast_lr whatever the optimizer's lr, in
+    aihwkit 1.1.0 and master alike, whereas TT-v1/TT-v2 scale it by lr), momentum 0 and
+    forget_buffer True (H is cleared where a pulse fired), transfers per mat-vec
+    (``units_in_mbatch=False``: with transfer_every 1 one column per sample), threshold = thres
+    (aihwkit buffer_granularity) times the granularity of the fast array P. Other fields as
+    TikiTakaV2.
     """
 
     chop_prob: float = 0.1
@@ -67,6 +71,7 @@ class ChoppedTikiTakaV2(TikiTakaV2):
     gamma: float = 0.0
     momentum: float = 0.0
     units_in_mbatch: bool = False
+    scale_fast_lr: bool = False
 
     name = "chopped_tiki_taka_v2"
 

@@ -41,7 +41,9 @@ REDUCTIONS = (
 
 ALGORITHMS = {
     "TT-v2": {"name": "TikiTakaV2", "columns_per_transfer": None},
-    "AGAD": {"name": "AGAD", "columns_per_transfer": None, "chop_prob": 0.1},
+    # P's step lr * fast_lr as measured for docs/reproductions/sp_tracking.md (AGAD's default is now
+    # aihwkit's absolute fast_lr)
+    "AGAD": {"name": "AGAD", "columns_per_transfer": None, "chop_prob": 0.1, "scale_fast_lr": True},
     "E-RIDER": {"name": "ERIDER", "gamma": 0.1, "chop_prob": 0.05, "chopper": "regular", "transfer": "buffered"},
     # the library's defaults (gamma 0.5, random chopper p 0.05, direct whole-array transfer)
     "E-RIDER (defaults)": {"name": "ERIDER"},
