@@ -4,8 +4,11 @@ Run with the peer venv (../shared/peer/peer_aihwkit_setup.sh), never with analog
 this script does not import analogtrain and analogtrain never imports aihwkit:
 
     ~/.cache/aihwkit-peer/bin/python benchmarks/aihwkit_golden.py [--seeds 8] [--out PATH]
+    ~/.cache/aihwkit-peer/bin/python benchmarks/aihwkit_golden.py --mixed-precision [--seeds 8] [--out PATH]
 
-It writes tests/data/aihwkit_golden_regression.json (one file, all algorithms).
+It writes tests/data/aihwkit_golden_regression.json (one file, all algorithms); with
+--mixed-precision it runs only the mixed-precision entries (MIXED_PRECISION below) and writes
+tests/data/aihwkit_golden_mixed_precision.json instead.
 
 Task (reproducible with numpy only):
     rng = numpy.random.RandomState(1234)
@@ -22,6 +25,9 @@ Task (reproducible with numpy only):
 Device: aihwkit's default SoftBoundsDevice() for every device.
 Algorithms: Analog SGD (SingleRPUConfig), TT-v1 (TransferCompound), TT-v2
 (BufferedTransferCompound), c-TTv2 (ChoppedTransferCompound), AGAD (DynamicTransferCompound);
+mixed precision (--mixed-precision: DigitalRankUpdateRPUConfig with MixedPrecisionCompound(
+device=SoftBoundsDevice()), default UpdateParameters(), each entry of MIXED_PRECISION overriding
+some class defaults);
 compounds with two SoftBoundsDevice, gamma 0, transfer_every 1 with units_in_mbatch=True (one
 transfer per mini-batch, after its last sample), n_reads_per_transfer 1, fast_lr 0.2 (absolute in
 1.1.0), transfer_lr 1.0, scale_transfer_lr True, everything else the class defaults.
@@ -54,11 +60,12 @@ import torch.nn.functional as F
 import aihwkit
 from aihwkit.nn import AnalogLinear
 from aihwkit.optim import AnalogSGD
-from aihwkit.simulator.configs import SingleRPUConfig, UnitCellRPUConfig
+from aihwkit.simulator.configs import DigitalRankUpdateRPUConfig, SingleRPUConfig, UnitCellRPUConfig
 from aihwkit.simulator.configs.compounds import (
     BufferedTransferCompound,
     ChoppedTransferCompound,
     DynamicTransferCompound,
+    MixedPrecisionCompound,
     TransferCompound,
 )
 from aihwkit.simulator.configs.devices import SoftBoundsDevice
@@ -88,6 +95,21 @@ COMPOUND_CLASS = {
     "cttv2": ChoppedTransferCompound,
     "agad": DynamicTransferCompound,
 }
+# mixed precision (--mixed-precision): MixedPrecisionCompound fields over its class defaults
+# (transfer_every 1, n_rows_per_transfer -1, granularity 0 = the device's dw_min, transfer_lr 1,
+# n_x_bins = n_d_bins = 0, stoc_round_x = stoc_round_d = True)
+MIXED_PRECISION = {
+    "mixed_precision": {},
+    "mixed_precision_rows": {"n_rows_per_transfer": 1},
+    "mixed_precision_bins": {"n_x_bins": 3, "n_d_bins": 3},
+    "mixed_precision_clean": {},
+}
+# SoftBoundsDevice fields over its defaults, per mixed-precision entry ("clean": no device-to-device
+# or cycle-to-cycle variation, so the curve tests the algorithm alone, to ~3 digits)
+MIXED_PRECISION_DEVICE = {
+    "mixed_precision_clean": {"dw_min_dtod": 0.0, "w_max_dtod": 0.0, "w_min_dtod": 0.0, "up_down_dtod": 0.0,
+                              "dw_min_std": 0.0},
+}
 
 
 def make_data():
@@ -106,6 +128,10 @@ def make_rpu_config(algo, seed):
     cseed = CONSTRUCTION_SEED_BASE + seed
     if algo == "analog_sgd":
         cfg = SingleRPUConfig(device=SoftBoundsDevice(construction_seed=cseed))
+    elif algo in MIXED_PRECISION:
+        comp = MixedPrecisionCompound(device=SoftBoundsDevice(**MIXED_PRECISION_DEVICE.get(algo, {})),
+                                      construction_seed=cseed, **MIXED_PRECISION[algo])
+        cfg = DigitalRankUpdateRPUConfig(device=comp)
     else:
         comp = COMPOUND_CLASS[algo](
             unit_cell_devices=[SoftBoundsDevice(), SoftBoundsDevice()],
@@ -170,11 +196,18 @@ def run_one(algo, seed, x, y, libc):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=8)
-    ap.add_argument("--algos", default=",".join(ALGORITHMS))
+    ap.add_argument("--algos", default=None, help="comma-separated (default: all of ALGORITHMS, or of "
+                                                   "MIXED_PRECISION with --mixed-precision)")
+    ap.add_argument("--mixed-precision", action="store_true",
+                    help="run only the mixed-precision entries, into tests/data/aihwkit_golden_mixed_precision.json")
     here = os.path.dirname(os.path.abspath(__file__))
-    ap.add_argument("--out", default=os.path.join(here, "..", "tests", "data",
-                                                  "aihwkit_golden_regression.json"))
+    ap.add_argument("--out", default=None)
     args = ap.parse_args()
+    if args.algos is None:
+        args.algos = ",".join(MIXED_PRECISION if args.mixed_precision else ALGORITHMS)
+    if args.out is None:
+        args.out = os.path.join(here, "..", "tests", "data", "aihwkit_golden_mixed_precision.json"
+                                if args.mixed_precision else "aihwkit_golden_regression.json")
     torch.set_num_threads(1)
     try:
         libc = ctypes.CDLL("libc.so.6")
@@ -252,6 +285,19 @@ def main():
         "n_seeds": args.seeds,
         "algorithms": results,
     }
+    if args.mixed_precision:
+        out["description"] = ("aihwkit 1.1.0 golden MSE curves of mixed precision (MixedPrecisionCompound), "
+                              "linear regression 32->8, see benchmarks/aihwkit_golden.py --mixed-precision")
+        out["training"]["mixed_precision"] = {
+            "rpu_config": "DigitalRankUpdateRPUConfig(device=MixedPrecisionCompound(device=SoftBoundsDevice(**device_overrides), "
+                          "construction_seed=1000 + seed, **overrides)), update=UpdateParameters() (defaults)",
+            "overrides": MIXED_PRECISION,
+            "device_overrides": MIXED_PRECISION_DEVICE,
+            "notes": ("chi accumulates lr * d x^T per sample; every transfer_every * batch vector updates (after the "
+                      "first sample of the next mini-batch) n = trunc(chi / dw_min) of n_rows_per_transfer rows "
+                      "is written as a pulsed update (x = n, d = one-hot row, lr = dw_min * transfer_lr, update "
+                      "and BL management forced on) and chi -= n * dw_min; compound_common above does not apply"),
+        }
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with open(args.out, "w") as fh:
         json.dump(out, fh, indent=1)

@@ -21,6 +21,23 @@ Mapping (aihwkit 1.1.0 field -> analogtrain):
 | Chopped/Dynamic: buffer_granularity 1 (fast device's dw_min), momentum 0 | thres 1 (granularity of P), momentum 0 |
 | in_chop_prob 0.1, in_chop_random True (Chopped) / False (Dynamic) | chop_prob 0.1, chop_random True / False |
 | tail_weightening 5 | tail_weightening 5 |
+
+Mixed precision (``MIXED_PRECISION``; golden file tests/data/aihwkit_golden_mixed_precision.json,
+``benchmarks/aihwkit_golden.py --mixed-precision``; not in ``ALGORITHMS``, whose names the main
+golden file holds):
+
+| aihwkit (DigitalRankUpdateRPUConfig) | analogtrain |
+|---|---|
+| MixedPrecisionCompound(device=SoftBoundsDevice()) | MixedPrecision(), preset ``aihwkit_softbounds`` |
+| transfer_every 1, n_rows_per_transfer -1, granularity 0 (dw_min), transfer_lr 1 | same names and values |
+| n_x_bins / n_d_bins, stoc_round_x / stoc_round_d True | same names |
+| transfer: pulsed update of x = n, d = one-hot row, UM / UBLM forced, UpdateParameters() BL 31 | pulse_write "pulse_train" through the stochastic engine, bit_length 31 |
+| transfer after the first sample of the next mini-batch | transfer_timing "aihwkit" |
+
+Entries: ``mixed_precision`` (class defaults), ``mixed_precision_rows`` (n_rows_per_transfer 1),
+``mixed_precision_bins`` (n_x_bins = n_d_bins = 3) and ``mixed_precision_clean`` (class defaults
+on a SoftBounds device without device-to-device or cycle-to-cycle variation, aihwkit's
+SoftBoundsDevice(dw_min_dtod=0, w_max_dtod=0, w_min_dtod=0, up_down_dtod=0, dw_min_std=0)).
 """
 
 from __future__ import annotations
@@ -29,12 +46,19 @@ import numpy as np
 import torch
 
 from .. import IO, AnalogConfig
-from ..algorithms import AGAD, AnalogSGD, ChoppedTikiTakaV2, TikiTaka, TikiTakaV2
-from ..devices import get_preset
+from ..algorithms import AGAD, AnalogSGD, ChoppedTikiTakaV2, MixedPrecision, TikiTaka, TikiTakaV2
+from ..devices import SoftBounds, get_preset
 from ..nn import AnalogLinear
 from ..optim import AnalogSGD as AnalogSGDOptimizer
 
 ALGORITHMS = ("analog_sgd", "ttv1", "ttv2", "cttv2", "agad")
+#: mixed-precision entries (MixedPrecisionCompound field overrides, as benchmarks/aihwkit_golden.py)
+MIXED_PRECISION = {
+    "mixed_precision": {},
+    "mixed_precision_rows": {"n_rows_per_transfer": 1},
+    "mixed_precision_bins": {"n_x_bins": 3, "n_d_bins": 3},
+    "mixed_precision_clean": {},
+}
 
 
 def regression_data():
@@ -62,11 +86,21 @@ def aihwkit_algorithm(name: str):
     if name == "agad":
         return AGAD(chop_prob=0.1, chop_random=False, momentum=0.0, forget_buffer=True, max_transfer_pulses=1,
                     tail_weightening=5.0, **common)
-    raise ValueError(f"algorithm must be one of {ALGORITHMS}, got {name!r}")
+    if name in MIXED_PRECISION:
+        return MixedPrecision(transfer_every=1, pulse_write="pulse_train", transfer_timing="aihwkit",
+                              **MIXED_PRECISION[name])
+    raise ValueError(f"algorithm must be one of {ALGORITHMS + tuple(MIXED_PRECISION)}, got {name!r}")
+
+
+def aihwkit_device(name: str):
+    """aihwkit's default SoftBoundsDevice, or without its variations for ``mixed_precision_clean``."""
+    if name == "mixed_precision_clean":
+        return SoftBounds(up_slope=1.0, down_slope=1.0, w_max=0.6, w_min=-0.6, dw_min=1e-3)
+    return get_preset("aihwkit_softbounds")
 
 
 def aihwkit_config(name: str) -> AnalogConfig:
-    return AnalogConfig(algorithm=aihwkit_algorithm(name), device=get_preset("aihwkit_softbounds"),
+    return AnalogConfig(algorithm=aihwkit_algorithm(name), device=aihwkit_device(name),
                         io=IO.perfect(), transfer_io=IO.perfect(), engine="stochastic",
                         engine_kwargs={"bit_length": 31})
 
