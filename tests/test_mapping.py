@@ -171,3 +171,20 @@ def test_mapped_layers_state_dict_round_trip_and_convolutions_tile():
     ref = torch.nn.Conv2d(3, 6, 3, padding=1)
     mapped = at.convert(torch.nn.Sequential(ref), config(mapping=mapping))[0]
     assert torch.allclose(mapped(x), ref(x), atol=1e-5)
+
+
+def test_mapping_section_of_a_run_config():
+    from analogtrain.experiments import build_config
+
+    base = {"task": {"name": "quadratic"}, "algorithm": {"name": "AnalogSGD"}}
+    cfg = build_config({**base, "mapping": {"preset": "aihwkit", "weight_scaling_omega": 0.3,
+                                            "learn_out_scaling": True}})
+    assert cfg.mapping == Mapping(weight_scaling_omega=0.3, learn_out_scaling=True, max_input_size=512,
+                                  max_output_size=512)
+    assert build_config(base).mapping == Mapping()
+    with pytest.raises(ValueError, match="mapping.*omega_scale"):
+        build_config({**base, "mapping": {"omega_scale": 0.3}})
+    with pytest.raises(ValueError, match="mapping.preset"):
+        build_config({**base, "mapping": {"preset": "ibm"}})
+    with pytest.raises(ValueError, match="weight_scaling_omega"):
+        build_config({**base, "mapping": {"weight_scaling_omega": -1}})

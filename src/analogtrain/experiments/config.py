@@ -44,8 +44,8 @@ TRAIN_DEFAULTS = {
     "tensorboard": False,  # also write TensorBoard event files into <run dir>/tensorboard/
 }
 
-SECTIONS = ("task", "algorithm", "device", "io", "transfer_io", "engine", "transfer_engine", "reference", "train",
-            "meta")
+SECTIONS = ("task", "algorithm", "device", "io", "transfer_io", "engine", "transfer_engine", "reference", "mapping",
+            "train", "meta")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -419,6 +419,24 @@ def build_reference(table: dict | None) -> dict:
     return out
 
 
+def build_mapping(table: dict | None):
+    """``[mapping]``: aihwkit's MappingParameter fields (:class:`analogtrain.Mapping`), or
+    ``preset = "aihwkit"`` for aihwkit's 512 x 512 tiles plus any field overrides."""
+    from analogtrain import Mapping
+
+    if table is None:
+        return Mapping()
+    if not isinstance(table, dict):
+        raise ValueError(f"mapping must be a table of Mapping fields, got {table!r}")  # noqa: TRY004
+    table = dict(table)
+    preset = table.pop("preset", None)
+    if preset not in (None, "aihwkit", "none"):
+        raise ValueError(f"mapping.preset must be 'aihwkit' or 'none', got {preset!r}")
+    if preset == "aihwkit":
+        table = {"max_input_size": 512, "max_output_size": 512, **table}
+    return _call(Mapping, table, "mapping")
+
+
 def validate(config: dict) -> dict:
     """Resolve a config and build its task, algorithm, devices, periphery, engines and references
     (no data is loaded); raises the first ValueError. Returns the resolved config."""
@@ -451,8 +469,10 @@ def build_config(config: dict):
     if dtype_name not in DTYPES:
         raise ValueError(f"train.dtype must be one of {list(DTYPES)}, got {dtype_name!r}")
     dtype = DTYPES[dtype_name]
+    mapping = build_mapping(cfg.get("mapping"))
     try:
         return AnalogConfig(algorithm=algorithm, device=device, io=io, transfer_io=transfer_io, engine=engine,
-                            engine_kwargs=engine_kwargs, transfer_engine=transfer_engine, dtype=dtype)
+                            engine_kwargs=engine_kwargs, transfer_engine=transfer_engine, dtype=dtype,
+                            mapping=mapping)
     except ValueError as exc:
         raise ValueError(f"config: {exc}") from exc
