@@ -599,7 +599,8 @@ def test_bounds_hold_with_strong_multiplicative_noise(monkeypatch, dense_limit):
 def test_expected_engine_affine_path_with_per_element_parameters(dtype):
     """Sampled soft bounds (per-element slopes, bounds and dw_min) take the two-interpolation
     path of Device.expected_plan: the case-wise rule per element to a few ulps, clamped at the
-    bounds for steps that overshoot them, with counts |dW| / dw_min per element."""
+    bounds for steps that overshoot them, with counts |dW| / nominal dw_min and each element
+    moved by its own steps (dW * dw_min_ij / nominal, the mean of a nominal-size pulse train)."""
     base = SoftBounds(up_slope=1.2, down_slope=0.8, w_max=0.6, w_min=-0.5, dw_min=1e-3,
                       device_to_device={"dw_min": 0.3, "up_slope": 0.1, "down_slope": 0.1, "w_max": 0.2, "w_min": 0.2})
     dev = base.sample((48, 40), gen(1), dtype=dtype)
@@ -612,10 +613,40 @@ def test_expected_engine_affine_path_with_per_element_parameters(dtype):
     delta[1, :5] = -3.0
     w = w0.clone()
     stats = ExpectedEngine().apply(w, dev, delta)
-    casewise = torch.where(delta >= 0, w0 + delta * dev.q_plus(w0), w0 + delta * dev.q_minus(w0))
+    nominal = dev.dw_min.mean()
+    moved = delta * (dev.dw_min / nominal)
+    casewise = torch.where(delta >= 0, w0 + moved * dev.q_plus(w0), w0 + moved * dev.q_minus(w0))
     casewise = torch.minimum(torch.maximum(casewise, lo), hi)
     eps = torch.finfo(dtype).eps
     torch.testing.assert_close(w, casewise, rtol=0, atol=4 * eps)
     assert torch.equal(w[0, :5], hi[0, :5]) and torch.equal(w[1, :5], lo[1, :5])
-    assert float(stats.up) == pytest.approx(float((delta.clamp_min(0) / dev.dw_min).sum()), rel=1e-5)
-    assert float(stats.down) == pytest.approx(float(((-delta).clamp_min(0) / dev.dw_min).sum()), rel=1e-5)
+    assert float(stats.up) == pytest.approx(float((delta.clamp_min(0) / nominal).sum()), rel=1e-5)
+    assert float(stats.down) == pytest.approx(float(((-delta).clamp_min(0) / nominal).sum()), rel=1e-5)
+
+
+def test_expected_engine_is_the_mean_of_the_stochastic_rank_update_with_dw_min_variation():
+    """Pulse trains are sized with the nominal dw_min (what the periphery knows); each element
+    steps by its own dw_min. The expected engine's update equals the mean of the stochastic
+    engine's per element: over 600 trials, per-element z-scores of the difference have
+    |mean| < 0.15 and max |z| < 5, and elements with twice the step move about twice as far."""
+    from analogtrain.pulses import StochasticEngine
+
+    dev = SoftBounds(tau=1.0, dw_min=1e-3, device_to_device={"dw_min": 0.4}).sample((12, 10), gen(5))
+    g = gen(6)
+    x = torch.rand(1, 10, generator=g) * 0.5 + 0.5
+    d = torch.rand(1, 12, generator=g) * 0.5 + 0.5
+    lr = 2e-3
+    w_exp = torch.zeros(12, 10)
+    ExpectedEngine().apply_outer(w_exp, dev, x, d, lr)
+    engine = StochasticEngine(bit_length=31)
+    trials = []
+    for t in range(600):
+        w = torch.zeros(12, 10)
+        engine.apply_outer(w, dev, x, d, lr, generator=gen(100 + t))
+        trials.append(w)
+    trials = torch.stack(trials)
+    mean, se = trials.mean(0), trials.std(0) / 600 ** 0.5
+    z = (mean - w_exp) / se
+    assert abs(float(z.mean())) < 0.15 and float(z.abs().max()) < 5
+    ratio = w_exp / (-lr * d.T @ x)  # = dw_min_ij / nominal (q = 1 at w = 0)
+    torch.testing.assert_close(ratio, dev.dw_min / dev.dw_min.mean(), rtol=1e-5, atol=0)

@@ -75,6 +75,21 @@ def nominal_dw_min(device: Device) -> float:
     return float(v)
 
 
+def element_gain(device: Device) -> torch.Tensor | None:
+    """dw_min_ij / nominal dw_min per element (device-to-device variation of the step), or None
+    when dw_min is one number: what a pulse train sized with the nominal granularity does to
+    each element relative to the request."""
+    v = device.dw_min
+    if not isinstance(v, torch.Tensor) or v.dim() == 0:
+        return None
+    def make():
+        if bool(v.min() == v.max()):  # no variation: nothing to scale
+            return None
+        return v / v.mean()
+
+    return device.derived("element_gain", make)
+
+
 def check_bit_length(value) -> int:
     """Validate a pulse-train bit length: an integer >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:

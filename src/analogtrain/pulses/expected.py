@@ -6,6 +6,11 @@ with F, G at the pre-update state. Optional granularity noise: the number of pul
 |dW|/dw_min is stochastically rounded to an integer (zero-mean error of variance
 Theta(dw_min |dW|), 2602.21321 Assumption 3.4). Pulse counts are |dW|/dw_min (expected).
 
+Granularity: the periphery sizes pulse trains with the array's nominal (mean) dw_min, as
+hardware and aihwkit do; an element whose own dw_min differs (device-to-device variation) moves
+by its own steps, so a requested dW becomes dW * dw_min_ij / nominal in the state (the mean of
+the stochastic engine's rank update), with |dW| / nominal pulses.
+
 Families with affine responses (soft bounds, :meth:`Device.expected_plan`) take a short path:
 the update is two interpolations towards the bounds with weights clamp(dW * rate, min=0), and
 the pulse counts one batched dot product of those weights; about five passes over the array
@@ -19,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from . import numba_kernels
-from .base import PulseEngine, PulseStats
+from .base import PulseEngine, PulseStats, element_gain, nominal_dw_min
 
 #: arrays with at least this many elements bound max |dW| from the inputs of a rank update
 #: (skipping the clamp of steps at the bounds); smaller ones just clamp
@@ -40,14 +45,20 @@ class ExpectedEngine(PulseEngine):
         """``max_step``: an upper bound on max |dW| if the caller knows one (skips the clamp
         of steps that could cross a bound); ``delta_is_work``: delta is a work tensor of the
         engine (may be overwritten)."""
+        gain = element_gain(device)
         if self.granularity_noise:
             max_step = None
-            n = delta.abs() * device.inverse_dw_min()
+            n = delta.abs() / nominal_dw_min(device)
             low = torch.floor(n)
             u = torch.rand(n.shape, generator=generator, device=n.device, dtype=n.dtype)
             n = low + (u < n - low).to(n.dtype)
             delta = torch.sign(delta) * n * device.dw_min
             delta_is_work = False
+        elif gain is not None:
+            delta = delta.mul_(gain) if delta_is_work else delta * gain
+            delta_is_work = True
+            if max_step is not None:
+                max_step *= float(gain.max())
         packed = numba_kernels.kernel_coefficients(w, device) if self.use_kernel else None
         if packed is not None:
             up, down, touched = numba_kernels.expected_update(w, delta, packed, need_touched)

@@ -184,9 +184,10 @@ class StochasticEngine(PulseEngine):
                           touched)
 
     def apply(self, w, device, delta, generator=None, need_touched=False) -> PulseStats:
-        """General increment: the pulse count per element is |dW|/dw_min stochastically
-        rounded (unbiased), capped at the bit length, applied pulse by pulse."""
-        n = delta.abs() / device.dw_min
+        """General increment: the pulse count per element is |dW| / nominal dw_min (the
+        periphery's granularity; each pulse then moves an element by its own dw_min)
+        stochastically rounded (unbiased), capped at the bit length, applied pulse by pulse."""
+        n = delta.abs() / nominal_dw_min(device)
         low = torch.floor(n)
         u = torch.rand(n.shape, generator=generator, device=n.device, dtype=n.dtype)
         n = (low + (u < n - low).to(n.dtype)).clamp(max=self.bit_length)
