@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from .aihwkit_presets import AIHWKIT_PRESET_FACTORIES
 from .base import Device
 from .families import Exponential, Power, SoftBounds
 
@@ -82,6 +83,8 @@ PRESETS: dict[str, Callable[[], Device]] = {
     "offset_softbounds": offset_softbounds,
     "offset_softbounds_additive": offset_softbounds_additive,
     "hfo2_rram": hfo2_rram,
+    # aihwkit 1.1.0 device presets: "<Name>PresetDevice" and the alias "<Name>" (aihwkit_presets.py)
+    **AIHWKIT_PRESET_FACTORIES,
 }
 
 
