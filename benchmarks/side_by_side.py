@@ -51,8 +51,9 @@ ALGOS = ("sgd", "ttv1", "ttv2", "cttv2", "agad")
 #: analogtrain names of the mirrored aihwkit compounds (experiments.aihwkit_regression)
 OURS_NAME = {"sgd": "analog_sgd", "ttv1": "ttv1", "ttv2": "ttv2", "cttv2": "cttv2", "agad": "agad"}
 #: 2602.21321 FCN compounds (offset_robustness.ALGORITHMS for TT-v2 / AGAD; c-TTv2 library defaults)
-FCN_METHODS = {"ttv2": {"name": "TikiTakaV2"}, "cttv2": {"name": "ChoppedTikiTakaV2"},
-               "agad": {"name": "AGAD", "chop_prob": 0.1}}
+#: (fast step lr * 1 on both sides: aihwkit_worker gives the chopped compounds fast_lr = lr absolute)
+FCN_METHODS = {"ttv2": {"name": "TikiTakaV2"}, "cttv2": {"name": "ChoppedTikiTakaV2", "scale_fast_lr": True},
+               "agad": {"name": "AGAD", "chop_prob": 0.1, "scale_fast_lr": True}}
 
 
 # ---------------------------------------------------------------------------------- our worker

@@ -125,9 +125,9 @@ class ChoppedState(BufferedState):
             signs = self.out_chopper.signs[:, None] * signs
         return signs
 
-    def flip_mask(self, cols) -> torch.Tensor | None:
+    def flip_mask(self, cols, count: int = 1) -> torch.Tensor | None:
         """Which chopper lines flip after this transfer (None: none)."""
-        return self.chopper.flips(cols, self.k, self.counters["columns_transferred"])
+        return self.chopper.flips(cols, self.k * count, self.counters["columns_transferred"])
 
     def apply_flips(self, cols, flips):
         self.chopper.apply(cols, flips)
@@ -140,13 +140,13 @@ class ChoppedState(BufferedState):
     def buffer_input(self, read, cols, lr):
         return read * self.column_signs(cols) * self.algo.transfer_step(lr)
 
-    def transfer(self, lr):
-        cols = self.next_columns()
-        flips = self.flip_mask(cols)
+    def transfer(self, lr, count: int = 1):
+        cols = self.next_columns(count)
+        flips = self.flip_mask(cols, count)
         read = self.read_p(cols)
         self.buffer.step(cols, self.buffer_input(read, cols, lr))
         self.apply_flips(cols, flips)
-        self.after_transfer(cols)
+        self.after_transfer(cols, count)
 
 
 @dataclass
@@ -227,9 +227,9 @@ class AGADState(ChoppedState):
         """AGAD's current estimate of P's reference (past_mean), shape of P."""
         return self.buffers["past_mean"]
 
-    def transfer(self, lr):
-        cols = self.next_columns()
-        flips = self.flip_mask(cols)
+    def transfer(self, lr, count: int = 1):
+        cols = self.next_columns(count)
+        flips = self.flip_mask(cols, count)
         warm = self.counters["columns_transferred"] // self.n_in > self.n_samples
         read = self.read_p(cols)
         lines = self.lines
@@ -243,13 +243,13 @@ class AGADState(ChoppedState):
         self.record_signal(cols, signal)
         self.buffer.step(cols, signal * self.algo.transfer_step(lr), write=warm)
         ema_lines(self, "running_mean", lines, cols, read, self.mean_rate)
-        now = flips if flips is not None else torch.zeros(self.k, dtype=torch.bool, device=switched_all.device)
+        now = flips if flips is not None else torch.zeros(self.k * count, dtype=torch.bool, device=switched_all.device)
         if cols is None:
             switched_all.copy_(now)
         else:
             switched_all.index_copy_(0, cols, now)
         self.apply_flips(cols, flips)
-        self.after_transfer(cols)
+        self.after_transfer(cols, count)
 
 
 class ERIDERArtifactState(AGADState):

@@ -225,20 +225,20 @@ class TransferState(AlgorithmState):
         """Eq. 10: desired increment -fast_step * d^T x on P (through the pulse engine)."""
         self.arrays["P"].update_outer(x, d, self.algo.fast_step(lr))
 
-    def next_columns(self) -> torch.Tensor | None:
-        """Indices of the lines of this transfer; None means all lines."""
-        return self.lines.next(self.arrays["P"].torch_device)
+    def next_columns(self, count: int = 1) -> torch.Tensor | None:
+        """Indices of the lines of this transfer (``count`` coalesced transfers); None: all lines."""
+        return self.lines.next(self.arrays["P"].torch_device, count)
 
     def read_p(self, cols) -> torch.Tensor:
         """Read lines of P through the transfer periphery: (out, k) columns or (k, in) rows."""
         return read_lines(self.arrays["P"], self.lines, cols, self.transfer_io, self.generators["read"])
 
-    def after_transfer(self, cols):
-        """Reset the read lines of P with probability with_reset_prob; count the transfer."""
+    def after_transfer(self, cols, count: int = 1):
+        """Reset the read lines of P with probability with_reset_prob; count the transfer(s)."""
         prob = getattr(self.algo, "with_reset_prob", 0.0)
         if prob > 0:
             P = self.arrays["P"]
-            k = self.k
+            k = self.k * count
             hit = torch.rand(k, generator=self.generators["reset"], device=self.generators["reset"].device) < prob
             if bool(hit.any()):
                 idx = torch.arange(self.lines.n, device=P.torch_device) if cols is None else cols
@@ -246,8 +246,8 @@ class TransferState(AlgorithmState):
                 line_mask[idx[hit.to(P.torch_device)]] = True
                 mask = line_mask[None, :] if self.lines.columns else line_mask[:, None]
                 P.program_where(mask.expand(P.shape), 0.0)
-        self.counters["transfers"] += 1
-        self.counters["columns_transferred"] += self.k
+        self.counters["transfers"] += count
+        self.counters["columns_transferred"] += self.k * count
 
     def transfers_due(self, batch: int) -> int:
         """Transfers of this step: one every transfer_every mini-batches, or every
@@ -259,13 +259,32 @@ class TransferState(AlgorithmState):
         self.counters["samples"] = before + batch
         return (before + batch) // every - before // every
 
+    #: run the transfers due in one step on distinct lines as one vectorised transfer of their
+    #: lines (:meth:`run_transfers`); False: one call per transfer (the reference)
+    coalesce = True
+
     def step(self, x, d, lr):
         if x.dim() == 1:
             x, d = x[None], d[None]
         self.gradient_to_p(x, d, lr)
         self.counters["steps"] += 1
-        for _ in range(self.transfers_due(x.shape[0])):
-            self.transfer(lr)
+        self.run_transfers(self.transfers_due(x.shape[0]), lr)
+
+    def run_transfers(self, due: int, lr) -> None:
+        """``due`` consecutive transfers. With a cyclic cursor, the transfers up to the cursor's
+        wrap touch distinct lines, and P does not change between them (gradient pulses come
+        first; with_reset_prob resets only lines already read), so they run as one transfer of
+        all their lines: the same per-line arithmetic, chopper and reset draws in the same order
+        (one draw per line), the out-chopper flip after the wrap as before; only the pulses' noise
+        draws are ordered differently (tests/test_chopped.py compares both ways)."""
+        if not self.coalesce or due <= 1 or self.lines.all or self.lines.random:
+            for _ in range(due):
+                self.transfer(lr)
+            return
+        while due > 0:
+            count = min(due, self.lines.transfers_to_wrap())
+            self.transfer(lr, count)
+            due -= count
 
     def summary(self) -> dict:
         out = super().summary()
@@ -277,12 +296,12 @@ class TransferState(AlgorithmState):
 class ResidualState(TransferState):
     """TT-v1 (gamma = 0) and Residual Learning: open-loop transfer W += transfer_step * read(P)."""
 
-    def transfer(self, lr):
-        cols = self.next_columns()
+    def transfer(self, lr, count: int = 1):
+        cols = self.next_columns(count)
         read = self.read_p(cols)
         write_open_loop(self.arrays["W"], self.lines, cols, read * self.algo.transfer_step(lr),
                         self.algo.transfer_write)
-        self.after_transfer(cols)
+        self.after_transfer(cols, count)
 
 
 # ----------------------------------------------------------------------------- buffered
@@ -368,11 +387,11 @@ class BufferedState(TransferState):
         """What one read adds to H (TT-v2: transfer_step * read)."""
         return read * self.algo.transfer_step(lr)
 
-    def transfer(self, lr):
-        cols = self.next_columns()
+    def transfer(self, lr, count: int = 1):
+        cols = self.next_columns(count)
         read = self.read_p(cols)
         self.buffer.step(cols, self.buffer_input(read, cols, lr), keep=1.0 - self.decay)
-        self.after_transfer(cols)
+        self.after_transfer(cols, count)
 
 
 # ----------------------------------------------------------------------------- RLv2

@@ -75,18 +75,28 @@ class Lines:
     def all(self) -> bool:
         return self.k == self.n
 
-    def next(self, torch_device) -> torch.Tensor | None:
-        """Indices of the lines of this transfer; None means all lines."""
+    def next(self, torch_device, count: int = 1) -> torch.Tensor | None:
+        """Indices of the lines of this transfer (of ``count`` consecutive transfers of k lines
+        each, cyclic cursor only); None means all lines."""
         if self.all:
             self.owner.counters[self.key] = 0
             return None
         if self.random:  # aihwkit random_selection: a random first line, then consecutive ones
+            if count != 1:
+                raise ValueError("random line selection draws one start per transfer (count must be 1)")
             gen = self.owner.generators[self.key]
             start = int(torch.randint(0, self.n, (1,), generator=gen, device=gen.device).item())
         else:
             start = self.owner.counters[self.key]
-            self.owner.counters[self.key] = (start + self.k) % self.n
-        return (torch.arange(self.k, device=torch_device) + start) % self.n
+            self.owner.counters[self.key] = (start + self.k * count) % self.n
+        return (torch.arange(self.k * count, device=torch_device) + start) % self.n
+
+    def transfers_to_wrap(self) -> int:
+        """How many consecutive transfers (cyclic cursor) fit before the cursor wraps (at least 1:
+        a transfer that crosses the wrap runs alone). Transfers within such a run touch distinct
+        lines, and the last line of the array is only ever in the run's last transfer."""
+        left = self.n - self.owner.counters[self.key]
+        return max(1, left // self.k)
 
     def take(self, t: torch.Tensor, lines) -> torch.Tensor:
         """The selected lines of a full-shape tensor (a view-free copy), or ``t`` for all lines."""
