@@ -5,6 +5,7 @@ import math
 import pytest
 import torch
 
+import analogtrain as at
 from analogtrain.arrays import AnalogArray, ReferenceOffset
 from analogtrain.devices import Ideal, SoftBounds, get_preset
 
@@ -264,3 +265,39 @@ def test_write_noise_redraws_only_the_written_elements():
     assert float(fresh.std()) == pytest.approx(0.5e-3, rel=0.05)  # 4000 draws: std of std ~1.1 %
     assert abs(float(fresh.mean())) < 5 * 0.5e-3 / 4000 ** 0.5
     assert float(torch.corrcoef(torch.stack([fresh, before[:, 2]]))[0, 1]) == pytest.approx(0.0, abs=0.07)
+
+
+@pytest.mark.parametrize("columns", [True, False])
+def test_read_lines_equals_the_indexed_read(columns):
+    dev = SoftBounds(tau=0.6, dw_min=1e-3, write_noise=2.0, device_to_device={"dw_min": 0.3})
+    arr = AnalogArray((5, 7), dev, seed=2, init=0.1, reference=torch.linspace(-0.1, 0.1, 35).reshape(5, 7))
+    arr.fire(torch.ones(5, 7))  # write noise drawn for every element
+    lines = torch.tensor([4, 0, 2])
+    axis = 1 if columns else 0
+    full = arr.read()
+    assert torch.equal(arr.read_lines(lines, columns), full.index_select(axis, lines))  # from the read cache
+    arr._read_cache = None
+    assert torch.equal(arr.read_lines(lines, columns), full.index_select(axis, lines))  # computed on the lines
+    assert arr.read_lines(None, columns) is arr.read()
+
+
+def test_transfer_read_of_lines_through_a_noisy_periphery_equals_the_full_array_read():
+    """A one-hot MVM of column c involves column c only: reading the selected lines alone gives
+    the same values (noise draws included) as the one-hot MVMs on the whole array."""
+    from analogtrain.algorithms.transfer import Lines, read_lines
+
+    class Owner:
+        counters, generators = {}, {}
+
+    arr = AnalogArray((6, 9), SoftBounds(tau=1.0, dw_min=1e-3), seed=1, init=torch.rand(6, 9) - 0.5)
+    io = at.IO(out_noise=0.05, out_bits=7)
+    idx = torch.tensor([5, 3])  # valid rows and columns
+    for columns in (True, False):
+        lines = Lines(Owner(), (6, 9), 2, columns=columns)
+        got = read_lines(arr, lines, idx, io, torch.Generator().manual_seed(5))
+        value = arr.read()
+        if columns:
+            want = io.read_columns(value, idx, torch.Generator().manual_seed(5))
+        else:
+            want = io.read_columns(value.transpose(0, 1), idx, torch.Generator().manual_seed(5)).transpose(0, 1)
+        assert torch.equal(got, want)

@@ -148,6 +148,23 @@ class AnalogArray:
             torch.sub(self.state, self.reference, out=out)
         return out
 
+    def read_lines(self, lines: torch.Tensor | None, columns: bool = True) -> torch.Tensor:
+        """The read values of selected columns ((out, k), ``columns``) or rows ((k, in)); all of
+        :meth:`read` for ``lines=None``. Equal to ``read()`` indexed, computed on those lines only
+        (a transfer reads one column of a large array per step)."""
+        if lines is None:
+            return self.read()
+        axis = 1 if columns else 0
+        cached = self.__dict__.get("_read_cache")
+        if cached is not None and cached[1]._version == cached[2] and unchanged(cached[0], self.read_dependencies()):
+            return cached[1].index_select(axis, lines)
+        out = self.state.index_select(axis, lines)
+        if self.device.write_noise > 0:
+            out.add_(self.write_offset.index_select(axis, lines))
+        if not self._reference_is_zero():
+            out.sub_(self.reference.index_select(axis, lines))
+        return out
+
     def read_dependencies(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The tensors the read value is a function of: state, reference, write offsets."""
         return (self.state, self.reference, self.write_offset)

@@ -127,15 +127,22 @@ class Lines:
 # ----------------------------------------------------------------------------- reading
 def read_lines(array: AnalogArray, lines: Lines, idx, io, generator) -> torch.Tensor:
     """Read lines ``idx`` of ``array`` through the transfer periphery ``io`` (one-hot MVMs:
-    columns forward, rows through the transposed array); perfect IO returns the read values."""
-    value = array.read()
+    columns forward, rows through the transposed array); perfect IO returns the read values.
+    A one-hot MVM of line c only involves line c, so the MVMs run on the selected lines
+    (:meth:`AnalogArray.read_lines`): the same values and noise draws as on the whole array."""
     if io.is_perfect:
-        return lines.take(value, idx)
+        return array.read_lines(idx, lines.columns)
     if idx is None:
+        value = array.read()
         idx = torch.arange(lines.n, device=value.device)
+        if lines.columns:
+            return io.read_columns(value, idx, generator)
+        return io.read_columns(value.transpose(0, 1), idx, generator).transpose(0, 1)
+    sub = array.read_lines(idx, lines.columns)
+    local = torch.arange(idx.numel(), device=sub.device)
     if lines.columns:
-        return io.read_columns(value, idx, generator)
-    return io.read_columns(value.transpose(0, 1), idx, generator).transpose(0, 1)
+        return io.read_columns(sub, local, generator)
+    return io.read_columns(sub.transpose(0, 1), local, generator).transpose(0, 1)
 
 
 # ----------------------------------------------------------------------------- writing
