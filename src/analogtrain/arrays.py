@@ -106,6 +106,8 @@ class AnalogArray:
         self.pulses_up = torch.zeros((), device=tdev, dtype=torch.float64)
         self.pulses_down = torch.zeros((), device=tdev, dtype=torch.float64)
         self.programming_writes = 0
+        #: optimizer steps at which lifetime / diffusion changed the state (post_update_step)
+        self.drift_steps = 0
         self.set_reference(reference, generator=construction)
         self.program(init, count=False)
 
@@ -372,6 +374,49 @@ class AnalogArray:
         self.write_offset.masked_fill_(mask, 0.0)
         self.programming_writes += int(mask.sum())
 
+    def reset_where(self, mask: torch.Tensor) -> None:
+        """Reset the elements where ``mask`` is true (aihwkit with_reset_prob / resetCols). Devices
+        with a reset point (aihwkit families: per-element ``reset_bias``, cycle noise
+        ``reset_std``) reset their hidden state to reset_bias + reset_std xi, clamped to the
+        bounds, as aihwkit; others are programmed to read 0. Counted in ``programming_writes``."""
+        bias = getattr(self.device, "reset_bias", None)
+        if bias is None:
+            self.program_where(mask, 0.0)
+            return
+        mask = torch.as_tensor(mask, device=self.torch_device, dtype=torch.bool).expand(self.shape)
+        target = torch.as_tensor(bias, device=self.torch_device, dtype=self.dtype).expand(self.shape)
+        std = float(getattr(self.device, "reset_std", 0.0))
+        if std > 0:
+            target = target + std * torch.randn(self.shape, generator=self.generator, device=self.torch_device,
+                                                dtype=self.dtype)
+        self.state.copy_(torch.where(mask, clamp_to_bounds(target, self.device), self.state))
+        self.write_offset.masked_fill_(mask, 0.0)
+        self.programming_writes += int(mask.sum())
+
+    def post_update_step(self) -> bool:
+        """What happens to the array between optimizer steps (aihwkit ``post_update_step``):
+        diffusion w += rate_ij xi, then decay towards the reset point w <- b_ij + (w - b_ij) s_ij,
+        each clamped to the bounds, with fresh write noise on every element. Only for devices
+        with lifetime or diffusion (``device.drifts``); counted in ``drift_steps``. Returns
+        whether the state changed."""
+        dev = self.device
+        if not getattr(dev, "drifts", False):
+            return False
+        if dev.diffusion > 0:
+            rate = torch.as_tensor(dev.diffusion_rate, device=self.torch_device, dtype=self.dtype)
+            self.state.add_(rate * torch.randn(self.shape, generator=self.generator, device=self.torch_device,
+                                               dtype=self.dtype))
+            self.device.clamp_(self.state)
+        if dev.lifetime > 0:
+            bias = torch.as_tensor(dev.reset_bias, device=self.torch_device, dtype=self.dtype)
+            scale = torch.as_tensor(dev.decay_scale, device=self.torch_device, dtype=self.dtype)
+            self.state.sub_(bias).mul_(scale).add_(bias)
+            self.device.clamp_(self.state)
+        if dev.write_noise > 0:
+            self._redraw_write_offsets(torch.arange(self.state.numel(), device=self.torch_device))
+        self.drift_steps += 1
+        return True
+
     def _redraw_write_offsets(self, idx: torch.Tensor) -> None:
         """Fresh write offsets dw_min write_noise xi for the flat element indices ``idx``
         (each written element gets a new draw, the others keep theirs)."""
@@ -467,6 +512,7 @@ class AnalogArray:
             "pulses_up": self.pulses_up.clone(),
             "pulses_down": self.pulses_down.clone(),
             "programming_writes": self.programming_writes,
+            "drift_steps": self.drift_steps,
             "rng": self.generator.get_state(),
         }
 
@@ -480,6 +526,7 @@ class AnalogArray:
         self.pulses_up = sd["pulses_up"].to(tdev).clone()
         self.pulses_down = sd["pulses_down"].to(tdev).clone()
         self.programming_writes = int(sd["programming_writes"])
+        self.drift_steps = int(sd.get("drift_steps", 0))
         self.generator.set_state(sd["rng"])
 
     def __repr__(self) -> str:

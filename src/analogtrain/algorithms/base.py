@@ -93,13 +93,21 @@ class AlgorithmState:
         """Write the effective weight into ``out`` (no new large tensor where a state can)."""
         return out.copy_(self.effective_weight())
 
+    def post_update_step(self) -> None:
+        """Once per optimizer step, after ``step``: each array's between-update physics
+        (lifetime decay, diffusion; :meth:`AnalogArray.post_update_step`)."""
+        for arr in self.arrays.values():
+            arr.post_update_step()
+
     def summary(self) -> dict:
-        """Pulses per array (up/down/total), programming writes and counters."""
+        """Pulses per array (up/down/total), programming writes, drift steps and counters."""
         out = {"pulses": {}, "counters": dict(self.counters)}
         for name, arr in self.arrays.items():
             out["pulses"][name] = arr.pulse_count
             if arr.programming_writes:
                 out.setdefault("programming_writes", {})[name] = arr.programming_writes
+            if arr.drift_steps:
+                out.setdefault("drift_steps", {})[name] = arr.drift_steps
         return out
 
     def to(self, torch_device=None, dtype=None):

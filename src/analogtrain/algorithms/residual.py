@@ -245,7 +245,7 @@ class TransferState(AlgorithmState):
                 line_mask = torch.zeros(self.lines.n, dtype=torch.bool, device=P.torch_device)
                 line_mask[idx[hit.to(P.torch_device)]] = True
                 mask = line_mask[None, :] if self.lines.columns else line_mask[:, None]
-                P.program_where(mask.expand(P.shape), 0.0)
+                P.reset_where(mask.expand(P.shape))
         self.counters["transfers"] += count
         self.counters["columns_transferred"] += self.k * count
 

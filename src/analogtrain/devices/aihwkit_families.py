@@ -32,8 +32,10 @@ pulse of polarity s is w <- clamp(w + s dw_min q_s(w) (1 + dw_min_std xi)) (aihw
 multiplicative cycle noise, ``cycle_noise_type = "multiplicative"``) unless a family says
 otherwise. ``write_noise_std`` (units of dw_min) becomes the base ``write_noise``.
 
-Not modelled on the device (engine-level in aihwkit): reset / reset_dtod / reset_std,
-lifetime (+dtod), diffusion (+dtod), drift; they are stored and reported by ``describe``.
+Between updates (aihwkit ``post_update_step``, once per optimizer step): diffusion (+dtod) and
+lifetime (+dtod) act through :meth:`AnalogArray.post_update_step`; resets (with_reset_prob) go to
+the per-device reset bias (reset + reset_dtod xi) plus reset_std noise
+(:meth:`AnalogArray.reset_where`). Drift (``drift``) is not modelled.
 """
 
 from __future__ import annotations
@@ -75,19 +77,28 @@ def _up_down_bias(up_down: float) -> tuple[float, float]:
     return (0.0, -up_down) if up_down > 0 else (up_down, 0.0)
 
 
+def _decay_scale(lifetime: float) -> float:
+    """aihwkit's decay scale of a lifetime t: 1 - 1 / t for t > 1, 0 for 0 < t <= 1, 1 (none) for 0."""
+    if lifetime <= 0:
+        return 1.0
+    return 1.0 - 1.0 / lifetime if lifetime > 1 else 0.0
+
+
 class AihwkitPulsedDevice(Device):
     """Common part of aihwkit's ``PulsedDevice`` (fields and defaults as aihwkit 1.1.0).
 
     Parameters (aihwkit names): dw_min 0.001, dw_min_dtod 0.3, dw_min_dtod_log_normal False,
     dw_min_std 0.3 (cycle-to-cycle), up_down 0, up_down_dtod 0.01, w_max 0.6 (w_max_dtod 0.3),
     w_min -0.6 (w_min_dtod 0.3), enforce_consistency True, corrupt_devices_prob 0,
-    corrupt_devices_range 0.1, write_noise_std 0 (units of dw_min), and the stored-only
-    reset / reset_dtod / reset_std / lifetime / lifetime_dtod / diffusion / diffusion_dtod.
+    corrupt_devices_range 0.1, write_noise_std 0 (units of dw_min), reset 0 / reset_dtod 0 /
+    reset_std 0.01, lifetime 0 / lifetime_dtod 0 (decay towards the reset bias per step),
+    diffusion 0 / diffusion_dtod 0 (Gaussian steps per step).
     Subclasses define the shape of the response (:meth:`_shape_up` / :meth:`_shape_down`):
     q_plus(w) = scale_up * shape_up(w), q_minus(w) = scale_down * shape_down(w).
     """
 
-    element_params: tuple[str, ...] = ("scale_up", "scale_down", "w_max", "w_min")
+    element_params: tuple[str, ...] = ("scale_up", "scale_down", "w_max", "w_min", "decay_scale", "diffusion_rate",
+                                       "reset_bias")
     family = "aihwkit_pulsed"
     aihwkit_class = "PulsedDevice"
     #: multiplicative (aihwkit default) or additive cycle noise of the family
@@ -149,6 +160,9 @@ class AihwkitPulsedDevice(Device):
         self.reset, self.reset_dtod, self.reset_std = float(reset), float(reset_dtod), float(reset_std)
         self.lifetime, self.lifetime_dtod = float(lifetime), float(lifetime_dtod)
         self.diffusion, self.diffusion_dtod = float(diffusion), float(diffusion_dtod)
+        # per-element after sampling (aihwkit's hidden parameters decay_scales, diffusion_rates, reset_bias)
+        self.decay_scale = _decay_scale(self.lifetime)
+        self.diffusion_rate, self.reset_bias = self.diffusion, self.reset
         self.mult_noise = self._default_mult_noise if mult_noise is None else bool(mult_noise)
         up_bias, down_bias = _up_down_bias(up_down)
         self.scale_up, self.scale_down = 1.0 + up_bias, 1.0 + down_bias
@@ -259,7 +273,31 @@ class AihwkitPulsedDevice(Device):
             w_max, w_min = torch.where(stuck, value, w_max), torch.where(stuck, value, w_min)
             scale_up = torch.where(stuck, 0.0, scale_up)
             scale_down = torch.where(stuck, 0.0, scale_down)
-        return {"scale_up": scale_up, "scale_down": scale_down, "w_max": w_max, "w_min": w_min}
+        out = {"scale_up": scale_up, "scale_down": scale_down, "w_max": w_max, "w_min": w_min}
+        out.update(self._populate_drift(shape, generator))
+        return out
+
+    def _populate_drift(self, shape, generator) -> dict[str, torch.Tensor]:
+        """aihwkit's per-device diffusion rate |diffusion (1 + diffusion_dtod xi)|, reset bias
+        reset + reset_dtod xi and decay scale 1 - 1 / t, t = lifetime (1 + lifetime_dtod xi)
+        (0 for t <= 1; 1, no decay, for lifetime 0); one number when its spread is 0 (no draw)."""
+        def one(value):
+            return torch.tensor(float(value), dtype=torch.float64)
+
+        rate = (self.diffusion * self._factor(self.diffusion_dtod, shape, generator)).abs() \
+            if self.diffusion > 0 and self.diffusion_dtod > 0 else one(self.diffusion)
+        bias = self.reset + self._draw(self.reset_dtod, shape, generator) if self.reset_dtod > 0 else one(self.reset)
+        if self.lifetime > 0 and self.lifetime_dtod > 0:
+            t = self.lifetime * self._factor(self.lifetime_dtod, shape, generator)
+            scale = torch.where(t > 1.0, 1.0 - 1.0 / t, torch.zeros_like(t))
+        else:
+            scale = one(_decay_scale(self.lifetime))
+        return {"decay_scale": scale, "diffusion_rate": rate, "reset_bias": bias}
+
+    @property
+    def drifts(self) -> bool:
+        """Whether arrays of this device change between updates (lifetime or diffusion > 0)."""
+        return self.lifetime > 0 or self.diffusion > 0
 
     def _populate_family(self, shape, generator, p: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Family-specific per-element draws (after the common ones); ``p`` may be modified."""

@@ -186,6 +186,7 @@ class _AnalogLayerMixin:
             d = torch.cat([p[1] for p in self._pending])
         self._pending.clear()
         self.tile.step(x, d, lr * self._mapping_lr_scale())
+        self.tile.post_update_step()
         self._refresh_mirror()
 
     def clear_pending(self) -> None:
