@@ -198,6 +198,8 @@ class AnalogArray:
             if reference not in ("symmetric_point", "sp"):
                 raise ValueError(f"reference string must be 'symmetric_point', got {reference!r}")
             ref = self.symmetric_point()
+        elif callable(reference):  # drawn by the (sampled) device itself, e.g. PowStepReference
+            ref = torch.as_tensor(reference(self.device)).cpu()
         elif isinstance(reference, ReferenceOffset):
             gen = generator if generator is not None else _new_generator(self.seed + 2, torch.device("cpu"))
             xi = torch.randn(tuple(self.shape), generator=gen)

@@ -7,6 +7,7 @@ from .aihwkit_families import (
     LinearStep,
     PiecewiseStep,
     PowStep,
+    PowStepReference,
     SoftBoundsPmax,
     SoftBoundsReference,
 )
@@ -15,5 +16,5 @@ from .families import Custom, Exponential, Ideal, Piecewise, Power, SoftBounds
 from .presets import PRESETS, get_preset
 
 __all__ = ["PRESETS", "AihwkitPulsedDevice", "ConstantStep", "Custom", "Device", "ExpStep", "Exponential", "Ideal",
-           "LinearStep", "Piecewise", "PiecewiseStep", "PowStep", "Power", "SoftBounds", "SoftBoundsPmax",
-           "SoftBoundsReference", "get_preset"]
+           "LinearStep", "Piecewise", "PiecewiseStep", "PowStep", "PowStepReference", "Power", "SoftBounds",
+           "SoftBoundsPmax", "SoftBoundsReference", "get_preset"]

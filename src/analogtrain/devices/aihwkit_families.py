@@ -670,6 +670,83 @@ class PowStep(AihwkitPulsedDevice):
                 "pow_up_down_dtod": self.pow_up_down_dtod}
 
 
+def device_reference(device) -> torch.Tensor:
+    """AnalogArray ``reference`` callable: the per-element reference a device drew itself
+    (``reference_value``, e.g. PowStepReference)."""
+    return device.reference_value
+
+
+class PowStepReference(PowStep):
+    """aihwkit ``PowStepReferenceDevice``: PowStep with a static reference r per element drawn at
+    construction, the array reading w - r::
+
+        r = reference_mean + reference_std xi  (+ SP~ with ``subtract_symmetry_point``)
+
+    where SP~ is aihwkit's numerical estimate of the symmetric point: starting at 0,
+    n_estimation_steps noise-free (up, down) pulse pairs, SP~ += s_up (rel. distance to w_max)^g_up
+    - s_down (rel. distance to w_min)^g_down (n <= 0: 10 x range / min step, at most 10,000; only
+    where w_max > 0 > w_min); the reset bias moves by SP~ too. No write noise (as aihwkit).
+    Build arrays with ``reference=device.array_reference()``.
+    """
+
+    family = "pow_step_reference"
+    aihwkit_class = "PowStepReferenceDevice"
+    element_params = PowStep.element_params + ("reference_value",)
+
+    def __init__(self, *, subtract_symmetry_point: bool = False, n_estimation_steps: int = -1,
+                 reference_mean: float = 0.0, reference_std: float = 0.0, **kwargs) -> None:
+        if kwargs.get("write_noise_std", 0.0):
+            raise ValueError("PowStepReference has no write noise (aihwkit: not supported); write_noise_std must be 0")
+        if not isinstance(n_estimation_steps, int) or isinstance(n_estimation_steps, bool):
+            raise ValueError(f"n_estimation_steps must be an integer (<= 0: automatic), got {n_estimation_steps!r}")  # noqa: TRY004
+        self.subtract_symmetry_point = bool(subtract_symmetry_point)
+        self.n_estimation_steps = n_estimation_steps
+        self.reference_mean = _finite("reference_mean", reference_mean)
+        self.reference_std = _nonneg("reference_std", reference_std)
+        self.reference_value = self.reference_mean
+        super().__init__(**kwargs)
+
+    def estimated_symmetric_point(self, p: dict[str, torch.Tensor]) -> torch.Tensor:
+        """aihwkit's SP~ from the sampled parameters ``p`` (class doc), float64."""
+        bu, bd = p["w_max"].to(torch.float64), p["w_min"].to(torch.float64)
+        su, sd = self.dw_min * p["scale_up"].to(torch.float64), self.dw_min * p["scale_down"].to(torch.float64)
+        gu, gd = p["gamma_up"].to(torch.float64), p["gamma_down"].to(torch.float64)
+        r = bu - bd
+        ok = (bu > 0) & (bd < 0)
+        if self.n_estimation_steps > 0:
+            steps = torch.full(bu.shape, self.n_estimation_steps, dtype=torch.long)
+        else:
+            step = torch.minimum(sd.abs(), su.abs()).clamp_min(1e-30)
+            steps = torch.round(10.0 * r / step).clamp(max=10000).long()
+        steps = torch.where(ok, steps, torch.zeros_like(steps))
+        safe_r = torch.where(r > 0, r, torch.ones_like(r))
+        sp = torch.zeros_like(bu)
+        for i in range(int(steps.max()) if steps.numel() else 0):
+            move = -sd * ((sp - bd) / safe_r).clamp_min(0) ** gd + su * ((bu - sp) / safe_r).clamp_min(0) ** gu
+            sp = torch.where(steps > i, sp + move, sp)
+        return sp
+
+    def _populate_family(self, shape, generator, p):
+        out = super()._populate_family(shape, generator, p)
+        ref = self.reference_mean + self._draw(self.reference_std, shape, generator)
+        if self.subtract_symmetry_point:
+            sp = self.estimated_symmetric_point({**p, **out})
+            ref = ref + sp
+            p["reset_bias"] = p["reset_bias"] + sp
+        out["reference_value"] = ref
+        return out
+
+    def array_reference(self):
+        """The AnalogArray ``reference`` argument: the per-element r drawn with the device."""
+        return device_reference
+
+    def _family_fields(self):
+        d = super()._family_fields()
+        d.update(subtract_symmetry_point=self.subtract_symmetry_point, n_estimation_steps=self.n_estimation_steps,
+                 reference_mean=self.reference_mean, reference_std=self.reference_std)
+        return d
+
+
 class PiecewiseStep(AihwkitPulsedDevice):
     """aihwkit ``PiecewiseStepDevice``: step factors given at n + 1 equidistant nodes over the
     element's [w_min, w_max], linearly interpolated::
