@@ -86,3 +86,77 @@ def test_device_report_lists_aihwkit_presets():
     rows = preset_table(["ReRamES", "EcRam", "PCM"])
     assert [r["family"] for r in rows] == ["exp_step", "linear_step", "exp_step"]
     assert all(math.isfinite(r["sp"]) and r["states"] > 0 for r in rows)
+
+
+# ----------------------------------------------------------------------------- MNIST runs (must-hold)
+def mnist_sgd_config(name: str, **train) -> dict:
+    """Analog SGD on the MNIST FCN (configs/mnist_fcn_analog_sgd.toml's task, lr and batch) with
+    aihwkit's build_config("sgd", <preset>) settings: the preset device, IOParameters periphery,
+    stochastic pulse trains (BL 31), 512 x 512 tiles."""
+    return {"task": {"name": "mnist_fcn", "dataset": "mnist_subset"},
+            "preset": {"algorithm": "sgd", "device": name},
+            "train": {"epochs": 2, "lr": 0.05, "batch_size": 10, "seed": 0, "checkpoint": False, "threads": 1,
+                      **train}}
+
+
+def check_finite_run(summary: dict, name: str) -> None:
+    assert summary["status"] == "finished" and not summary["diverged"], name
+    for key in ("train_loss", "test_loss"):
+        assert math.isfinite(summary["metrics"][key]), f"{name}: {key} = {summary['metrics'][key]}"
+    assert summary["total_pulses"] > 0, name
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_analog_sgd_mnist_slice_gives_finite_loss(name, tmp_path):
+    """Fast version: 2 epochs of 10 steps on a 200-image slice of the MNIST subset."""
+    from analogtrain.experiments import run_experiment
+
+    cfg = mnist_sgd_config(name, steps_per_epoch=10, eval_at_start=False)
+    cfg["task"].update(train_samples=200, test_samples=100)
+    check_finite_run(run_experiment(cfg, tmp_path / name, quiet=True), name)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_preset_analog_sgd_mnist_two_epochs_gives_finite_loss(name, tmp_path):
+    """The must-hold: 2 epochs of Analog SGD on the whole bundled MNIST subset (4,000 images)."""
+    from analogtrain.experiments import run_experiment
+
+    check_finite_run(run_experiment(mnist_sgd_config(name), tmp_path / name, quiet=True), name)
+
+
+# ----------------------------------------------------------------------------- devices --list
+def test_devices_list_prints_every_preset_once_and_plots(tmp_path, capsys):
+    from analogtrain import cli
+    from analogtrain.experiments.device_report import preset_list_table, pulse_response_trace
+
+    rows = preset_list_table()
+    names = [r["preset"] for r in rows]
+    assert len(names) == len(set(names)) == len(set(map(id, PRESETS.values())))
+    by_name = {r["preset"]: r for r in rows}
+    for name in NAMES:  # aihwkit's name, its alias folded in
+        assert by_name[name]["aliases"] == [name.removesuffix("PresetDevice")]
+    for r in rows:
+        assert r["states"] > 0 and math.isfinite(r["sp_mean"]) and r["sp_std"] >= 0, r
+    assert by_name["IdealizedPresetDevice"]["states"] == pytest.approx(2.0 / 0.0002)
+    assert by_name["ReRamArrayHfO2PresetDevice"]["sp_std"] > 0  # device-to-device spread of the SP
+    assert by_name["paper_linear"]["sp_std"] == 0.0
+    steps, mean, std = pulse_response_trace(get_preset("ReRamSB"), shape=(8, 8), max_pulses=1000)
+    assert steps[0] == 0 and steps[-1] == 4000 and len(steps) == len(mean) == len(std)
+    assert max(mean) > 0.3 and min(mean) < -0.3 and all(math.isfinite(v) for v in mean + std)
+
+    png = tmp_path / "plots" / "responses.png"
+    assert cli.main(["devices", "--list", "--preset", "ReRamSB", "--preset", "hfo2_rram", "--out", str(png)]) == 0
+    out = capsys.readouterr().out
+    assert "ReRamSBPresetDevice" in out and "ReRamSB" in out and "hfo2_rram" in out and "SP std" in out
+    assert png.exists() and png.stat().st_size > 10_000 and str(png.resolve()) in out
+
+
+def test_devices_list_default_out_is_in_the_current_directory(tmp_path, monkeypatch, capsys):
+    from analogtrain import cli
+    from analogtrain.experiments.commands import devices as command
+
+    monkeypatch.chdir(tmp_path)
+    assert cli.main(["devices", "--list", "--preset", "paper_linear"]) == 0
+    assert (tmp_path / command.DEFAULT_LIST_OUT).exists()
+    assert "paper_linear" in capsys.readouterr().out

@@ -24,9 +24,14 @@ _LAZY = {
     "convert": (".nn", "convert"),
     "IO": (".periphery", "IO"),
     "Mapping": (".mapping", "Mapping"),
+    "presets": (".presets", None),
+    "ALGORITHM_PRESETS": (".presets", "ALGORITHM_PRESETS"),
+    "get_config_preset": (".presets", "get_config_preset"),
+    "build_preset_config": (".presets", "build_config"),
 }
 
 __all__ = [
+           "ALGORITHM_PRESETS",
            "IO",
            "AnalogArray",
            "AnalogConfig",
@@ -35,10 +40,13 @@ __all__ = [
            "TileSpec",
            "__version__",
            "algorithms",
+           "build_preset_config",
            "convert",
            "devices",
+           "get_config_preset",
            "nn",
            "optim",
+           "presets",
            "pulses",
 ]
 

@@ -118,10 +118,18 @@ class TileSpec:
         return (self.seed * 1_000_003 + zlib.crc32(name.encode())) % (2**62)
 
     def make_array(self, name: str, init=0.0, reference=None, engine=None) -> AnalogArray:
-        """An array named ``name`` with its own seed, the configured device and engine."""
+        """An array named ``name`` with its own seed, the configured device and engine.
+
+        ``reference`` None takes the device's own reference when it has one (aihwkit's reference
+        devices, e.g. ``SoftBoundsReference.array_reference()``: the SP-subtracting reference of
+        ``subtract_symmetry_point``); an explicit reference (an algorithm's ``p_reference``, or a
+        run config's [reference] applied after construction) takes precedence."""
+        device = self.config.device_for(name)
+        if reference is None and callable(getattr(device, "array_reference", None)):
+            reference = device.array_reference()
         array = AnalogArray(
             self.shape,
-            self.config.device_for(name),
+            device,
             engine=engine if engine is not None else self.config.make_engine(),
             transfer_engine=self.config.make_transfer_engine(),
             seed=self.array_seed(name),

@@ -8,6 +8,8 @@ The format is documented in docs/config_format.md. In short::
     [io]          perfect = true | preset = "paper" | IO keywords      ([transfer_io] alike)
     [engine]      name = "expected" | "stochastic" | "deterministic" + engine keywords
     [reference]   array name = "symmetric_point" | number | {mean = .., std = ..}
+    [preset]      name = "TTv2ReRamSBPreset" | algorithm = "ttv2" + device = "ReRamSB" (aihwkit's
+                  presets, analogtrain.presets; explicit sections override the preset's parts)
     [train]       epochs, lr, batch_size, seed, device, layers, ...
 
 Inside [algorithm] a table with ``name`` of an algorithm class builds that algorithm (nested
@@ -45,7 +47,7 @@ TRAIN_DEFAULTS = {
 }
 
 SECTIONS = ("task", "algorithm", "device", "io", "transfer_io", "engine", "transfer_engine", "reference", "mapping",
-            "train", "meta")
+            "preset", "train", "meta")
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -183,8 +185,10 @@ def resolve(config: dict) -> dict:
             raise ValueError(f"[{name}] must be a table, got {cfg[name]!r}")
     if "task" not in cfg or "name" not in cfg["task"]:
         raise ValueError("task.name is required (e.g. [task] name = \"mnist_fcn\")")
-    cfg.setdefault("algorithm", {"name": "AnalogSGD"})
-    cfg["algorithm"].setdefault("name", "AnalogSGD")
+    # with a [preset], the algorithm defaults to the preset's (its class name is recorded)
+    default_algorithm = type(build_preset(cfg["preset"]).algorithm).__name__ if "preset" in cfg else "AnalogSGD"
+    cfg.setdefault("algorithm", {"name": default_algorithm})
+    cfg["algorithm"].setdefault("name", default_algorithm)
     train = dict(TRAIN_DEFAULTS)
     bad = [k for k in cfg.get("train", {}) if k not in TRAIN_DEFAULTS]
     if bad:
@@ -437,6 +441,102 @@ def build_mapping(table: dict | None):
     return _call(Mapping, table, "mapping")
 
 
+PRESET_KEYS = ("name", "algorithm", "device")
+
+
+def build_preset(table: dict):
+    """``[preset]``: ``name = "TTv2ReRamSBPreset"`` (an aihwkit algorithm preset,
+    ``analogtrain.presets.ALGORITHM_PRESETS``) or ``algorithm = "ttv2"`` and ``device = "ReRamSB"``
+    (aihwkit's build_config: an algorithm name and a device preset name or a device table)."""
+    from analogtrain import presets
+
+    if not isinstance(table, dict):
+        raise ValueError(f"[preset] must be a table, got {table!r}")  # noqa: TRY004
+    unknown = [k for k in table if k not in PRESET_KEYS]
+    if unknown:
+        raise ValueError(f"preset: unknown key(s) {unknown}; allowed: name, or algorithm and device")
+    if "name" in table:
+        if len(table) > 1:
+            raise ValueError(f"preset: name takes no other keys, got {sorted(k for k in table if k != 'name')} "
+                             "(override parts with [algorithm], [device], [io], ... sections)")
+        name = table["name"]
+        if name not in presets.ALGORITHM_PRESETS:
+            hint = f" ({presets.NOT_PROVIDED[name]})" if name in presets.NOT_PROVIDED else ""
+            raise ValueError(f"preset.name: unknown algorithm preset {name!r}{hint}; available: "
+                             f"{sorted(presets.ALGORITHM_PRESETS)}")
+        return presets.get_config_preset(name)
+    missing = [k for k in ("algorithm", "device") if k not in table]
+    if missing:
+        raise ValueError(f"preset: give name = \"<aihwkit preset>\" or both algorithm and device (missing {missing})")
+    algorithm, device = table["algorithm"], table["device"]
+    if not isinstance(algorithm, str) or algorithm.lower() not in presets.ALGORITHM_ALIASES:
+        raise ValueError(f"preset.algorithm must be one of {sorted(presets.ALGORITHM_ALIASES)}, got {algorithm!r}")
+    if isinstance(device, dict):
+        device = build_device(device, "preset.device")
+    else:
+        from analogtrain import devices
+
+        if device not in devices.PRESETS:
+            raise ValueError(f"preset.device: unknown device preset {device!r}; available: {sorted(devices.PRESETS)}")
+    try:
+        return presets.build_config(algorithm, device)
+    except ValueError as exc:
+        raise ValueError(f"preset: {exc}") from exc
+
+
+def _preset_algorithm(base, table: dict | None):
+    """The algorithm of a preset run: the preset's; [algorithm] with the preset's class name (or
+    none) changes its fields, with another name replaces it."""
+    import dataclasses
+
+    if not table:
+        return base
+    if table.get("name", type(base).__name__) != type(base).__name__:
+        return build_algorithm(table)
+    fields = resolve_values({k: v for k, v in table.items() if k != "name"}, "algorithm")
+    if not fields:
+        return base
+    allowed = [f.name for f in dataclasses.fields(base)]
+    unknown = [k for k in fields if k not in allowed]
+    if unknown:
+        raise ValueError(f"algorithm: {type(base).__name__} has no keyword(s) {unknown}; allowed: {allowed}")
+    try:
+        return dataclasses.replace(base, **fields)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"algorithm: {exc}") from exc
+
+
+def _build_from_preset(cfg: dict, dtype):
+    """AnalogConfig of a run with a [preset]: each of [algorithm], [device], [io], [transfer_io],
+    [engine], [transfer_engine], [mapping] that the config has overrides that part of the preset
+    ([engine] without name: keywords merged into the preset's engine)."""
+    import dataclasses
+
+    from analogtrain.pulses import make_engine
+
+    base = build_preset(cfg["preset"])
+    parts = {"algorithm": _preset_algorithm(base.algorithm, cfg.get("algorithm")), "dtype": dtype}
+    if "device" in cfg:
+        parts["device"] = build_devices(cfg["device"])
+    for name in ("io", "transfer_io"):
+        if name in cfg:
+            parts[name] = build_io(cfg[name], name)
+    if "engine" in cfg:
+        table = cfg["engine"]
+        if isinstance(table, dict) and "name" not in table and isinstance(base.engine, str):
+            table = {"name": base.engine, **base.engine_kwargs, **table}
+        parts["engine"], parts["engine_kwargs"] = build_engine(table, "engine")
+    if cfg.get("transfer_engine") is not None:
+        name, kwargs = build_engine(cfg["transfer_engine"], "transfer_engine")
+        parts["transfer_engine"] = make_engine(name, **kwargs) if kwargs else name
+    if "mapping" in cfg:
+        parts["mapping"] = build_mapping(cfg["mapping"])
+    try:
+        return dataclasses.replace(base, **parts)
+    except ValueError as exc:
+        raise ValueError(f"config: {exc}") from exc
+
+
 def validate(config: dict) -> dict:
     """Resolve a config and build its task, algorithm, devices, periphery, engines and references
     (no data is loaded); raises the first ValueError. Returns the resolved config."""
@@ -451,11 +551,17 @@ def validate(config: dict) -> dict:
 
 def build_config(config: dict):
     """An :class:`analogtrain.AnalogConfig` from a config dict (sections algorithm, device, io,
-    transfer_io, engine, transfer_engine; train.dtype)."""
+    transfer_io, engine, transfer_engine, mapping; train.dtype), or from a [preset] with those
+    sections overriding its parts."""
     from analogtrain import AnalogConfig
     from analogtrain.pulses import make_engine
 
     cfg = resolve(config) if "task" in config else config
+    if cfg.get("preset") is not None:
+        dtype_name = cfg.get("train", {}).get("dtype", "float32")
+        if dtype_name not in DTYPES:
+            raise ValueError(f"train.dtype must be one of {list(DTYPES)}, got {dtype_name!r}")
+        return _build_from_preset(cfg, DTYPES[dtype_name])
     algorithm = build_algorithm(cfg.get("algorithm", {"name": "AnalogSGD"}))
     device = build_devices(cfg.get("device"))
     io = build_io(cfg.get("io"), "io")
