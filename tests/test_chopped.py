@@ -279,3 +279,30 @@ def test_coalesced_transfers_equal_one_call_per_transfer(make):
         assert torch.equal(a.arrays[name].state, b.arrays[name].state), name
     for name in a.buffers:
         assert torch.equal(a.buffers[name], b.buffers[name]), name
+
+
+def test_auto_scale_gives_each_sample_aihwkit_s_pulse_count_lr():
+    """aihwkit auto_scale: s_b = fast_lr BL g / (m_x m_d) with running means of max|x|, max|d|
+    (tau = (1 - auto_momentum) / B, started by the first value); an Ideal device under the
+    expected engine takes exactly -sum_b s_b d_b x_b^T."""
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(3, SHAPE[1], generator=g) + 0.5
+    d = torch.rand(3, SHAPE[0], generator=g) - 0.5
+    algo = ChoppedTikiTakaV2(chop_prob=0.1, auto_scale=True, auto_momentum=0.9, auto_scale_bit_length=5,
+                             fast_lr=0.5, thres=1e6, transfer_every=1000)
+    st = make_state(algo)
+    st.step(x, d, lr=0.1)
+    tau = (1 - 0.9) / 3
+    mx = md = 0.0
+    want = torch.zeros(SHAPE)
+    for b in range(3):
+        xm, dm = float(x[b].abs().max()), float(d[b].abs().max())
+        mx = xm if mx == 0 else (1 - tau) * mx + tau * xm
+        md = dm if md == 0 else (1 - tau) * md + tau * dm
+        want -= 0.5 * 5 * 1e-3 / (mx * md) * torch.outer(d[b], x[b])
+    torch.testing.assert_close(st.arrays["P"].read(), want, rtol=1e-5, atol=1e-7)
+    torch.testing.assert_close(st.buffers["auto_scale_m"], torch.tensor([mx, md], dtype=torch.float64))
+    with pytest.raises(ValueError, match="bit length"):
+        make_state(ChoppedTikiTakaV2(auto_scale=True)).step(x, d, lr=0.1)  # expected engine has none
+    with pytest.raises(ValueError, match="auto_momentum"):
+        ChoppedTikiTakaV2(auto_momentum=1.0)

@@ -86,6 +86,8 @@ CHOPPED_FIELDS = {
     "auto_granularity": lambda a: a.auto_granularity,
     "momentum": lambda a: a.momentum,
     "forget_buffer": lambda a: a.forget_buffer,
+    "auto_scale": lambda a: a.auto_scale,
+    "auto_momentum": lambda a: a.auto_momentum,
 }
 DYNAMIC_FIELDS = {**CHOPPED_FIELDS, "tail_weightening": lambda a: a.tail_weightening}
 MP_FIELDS = {name: operator.attrgetter(name) for name in (
@@ -93,7 +95,7 @@ MP_FIELDS = {name: operator.attrgetter(name) for name in (
     "stoc_round_x", "stoc_round_d")}
 #: compound fields not modelled: the accepted value (ANY: listed in presets.NOT_MODELLED)
 COMPOUND_ACCEPTED = {"construction_seed": ANY, "gamma_vec": [], "no_self_transfer": True, "transfer_every_vec": [],
-                     "transfer_lr_vec": [], "step": 1.0, "no_buffer": False, "auto_scale": ANY, "auto_momentum": ANY,
+                     "transfer_lr_vec": [], "step": 1.0, "no_buffer": False,
                      "correct_gradient_magnitudes": False, "experimental_correct_accumulation": False,
                      "buffer_cap": 0.0}
 COMPOUNDS = {  # aihwkit compound -> (analogtrain algorithm class, field table)
@@ -155,8 +157,9 @@ def check_config(where: str, entry: dict, cfg: at.AnalogConfig) -> None:
             assert cfg.algorithm.transfer_write == "pulse_train", where
     if entry["compound"] == "MixedPrecisionCompound":
         assert cfg.algorithm.pulse_write == "pulse_train" and cfg.algorithm.transfer_timing == "aihwkit", where
-    if entry["compound_fields"].get("auto_scale"):
-        assert "auto_scale" in presets.NOT_MODELLED and "auto_momentum" in presets.NOT_MODELLED
+    if "auto_scale" in entry["compound_fields"]:  # aihwkit's fast-array pulse-count lr
+        assert cfg.algorithm.auto_scale == entry["compound_fields"]["auto_scale"], where
+        assert cfg.algorithm.auto_momentum == entry["compound_fields"]["auto_momentum"], where
 
 
 def check_devices(where: str, entry: dict, cfg: at.AnalogConfig) -> None:

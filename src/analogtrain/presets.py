@@ -48,13 +48,9 @@ Field mapping (aihwkit -> analogtrain):
 | ``buffer_granularity``, ``auto_granularity``, ``momentum``, ``forget_buffer``, ``tail_weightening`` | ``thres``, ``auto_granularity``, ``momentum``, ``forget_buffer``, ``tail_weightening`` |
 | MixedPrecisionCompound fields | MixedPrecision fields of the same names |
 
-Not modelled (:data:`NOT_MODELLED`): most importantly ``auto_scale = True`` of every TTv2 /
-ChoppedTTv2 / AGAD preset (and of build_config's "c-ttv2" and "agad"): aihwkit then writes the
-gradient onto the fast array with the pulse-count learning rate fast_lr * desired_bl * dw_min(P) /
-(m_x m_d), m_x and m_d running means of max|x| and max|d| (tau = (1 - auto_momentum) / batch),
-instead of fast_lr. analogtrain's algorithms have no such option, so these presets use the
-absolute fast_lr (``scale_fast_lr=False``) with aihwkit's number; their fast-array step is not
-aihwkit's (override ``fast_lr`` to tune it).
+Not modelled: the fields of :data:`NOT_MODELLED` (each at the value every preset uses).
+aihwkit's ``auto_scale`` of the TTv2 / ChoppedTTv2 / AGAD presets (fast-array pulse-count lr
+fast_lr * desired_bl * dw_min(P) / (m_x m_d)) is the algorithms' ``auto_scale`` option.
 """
 
 from __future__ import annotations
@@ -80,9 +76,6 @@ SOURCES = ("src/aihwkit/simulator/presets/configs.py", "src/aihwkit/simulator/pr
 
 #: aihwkit fields without an analogtrain counterpart: field -> what aihwkit does / why it is left out
 NOT_MODELLED = {
-    "auto_scale": "chopped / dynamic compounds: fast-array pulse-count lr = fast_lr * desired_bl * dw_min(P) / "
-                  "(m_x m_d) with running means of max|x|, max|d|; here the absolute fast_lr",
-    "auto_momentum": "momentum of auto_scale's running means (0.99)",
     "step": "value of d in the transfer write (1: one granularity per pulse, as here)",
     "no_buffer": "False in every preset (the buffered transfer)",
     "correct_gradient_magnitudes": "False in every preset",
@@ -211,7 +204,8 @@ def _chopped(cls, **fields):
             "momentum": 0.0, "forget_buffer": True, "max_transfer_pulses": 1, "pulse_write": "exact",
             "granularity": "nominal", "fast_lr": 1.0, "scale_fast_lr": False, "transfer_lr": 1.0,
             "scale_transfer_lr": True, "transfer_every": 1, "units_in_mbatch": False, "columns_per_transfer": 1,
-            "transfer_columns": True, "random_selection": False, "with_reset_prob": 0.0, "gamma": 0.0}
+            "transfer_columns": True, "random_selection": False, "with_reset_prob": 0.0, "gamma": 0.0,
+            "auto_scale": False, "auto_momentum": 0.99}
     return cls(**{**base, **fields})
 
 
@@ -240,11 +234,12 @@ def tiki_taka_preset(device: str) -> AnalogConfig:
 
 def ttv2_preset(device: str) -> AnalogConfig:
     """aihwkit ``TTv2<Device>Preset``: ChoppedTransferCompound with in_chop_prob 0,
-    units_in_mbatch False, auto_scale True (not modelled), fast_lr / auto_granularity / update BL
+    units_in_mbatch False, auto_scale True, fast_lr / auto_granularity / update BL
     per device (:data:`TTV2_VALUES`), transfer_update BL 1 without UM / UBLM."""
     v = TTV2_VALUES[device]
     sp = {"subtract_symmetry_point": True} if device == "ReRamSB" else {}
-    algo = _chopped(ChoppedTikiTakaV2, chop_prob=0.0, fast_lr=v["fast_lr"], auto_granularity=float(v["auto_granularity"]))
+    algo = _chopped(ChoppedTikiTakaV2, chop_prob=0.0, fast_lr=v["fast_lr"], auto_granularity=float(v["auto_granularity"]),
+                    auto_scale=True)
     return _config(algo, _pair(lambda: preset_device(device, **sp)), bl=v["bl"],
                    transfer_engine=_transfer_engine(desired_bl=1, update_bl_management=False, update_management=False))
 
@@ -252,11 +247,11 @@ def ttv2_preset(device: str) -> AnalogConfig:
 def chopped_ttv2_preset(device: str) -> AnalogConfig:
     """aihwkit ``ChoppedTTv2<Device>Preset``: ChoppedTransferCompound (in_chop_random True),
     in_chop_prob / fast_lr / auto_granularity / update BL per device (:data:`CTTV2_VALUES`),
-    units_in_mbatch False, auto_scale True (not modelled), transfer_update BL 1 without UM / UBLM."""
+    units_in_mbatch False, auto_scale True, transfer_update BL 1 without UM / UBLM."""
     v = CTTV2_VALUES[device]
     sp = {"subtract_symmetry_point": True} if device == "ReRamSB" else {}
     algo = _chopped(ChoppedTikiTakaV2, chop_prob=v["in_chop_prob"], fast_lr=v["fast_lr"],
-                    auto_granularity=float(v["auto_granularity"]))
+                    auto_granularity=float(v["auto_granularity"]), auto_scale=True)
     return _config(algo, _pair(lambda: preset_device(device, **sp)), bl=v["bl"],
                    transfer_engine=_transfer_engine(desired_bl=1, update_bl_management=False, update_management=False))
 
@@ -264,12 +259,13 @@ def chopped_ttv2_preset(device: str) -> AnalogConfig:
 def agad_preset(device: str) -> AnalogConfig:
     """aihwkit ``AGAD<Device>Preset``: DynamicTransferCompound (in_chop_random False),
     in_chop_prob / fast_lr / auto_granularity / tail_weightening / update BL per device
-    (:data:`AGAD_VALUES`), units_in_mbatch False, auto_scale True (not modelled), transfer_update
+    (:data:`AGAD_VALUES`), units_in_mbatch False, auto_scale True, transfer_update
     BL 1 without UM / UBLM."""
     v = AGAD_VALUES[device]
     sp = {"subtract_symmetry_point": True} if device == "ReRamSB" else {}
     algo = _chopped(AGAD, chop_prob=v["in_chop_prob"], fast_lr=v["fast_lr"],
-                    auto_granularity=float(v["auto_granularity"]), tail_weightening=v["tail_weightening"])
+                    auto_granularity=float(v["auto_granularity"]), tail_weightening=v["tail_weightening"],
+                    auto_scale=True)
     return _config(algo, _pair(lambda: preset_device(device, **sp)), bl=v["bl"],
                    transfer_engine=_transfer_engine(desired_bl=1, update_bl_management=False, update_management=False))
 
@@ -380,9 +376,9 @@ def build_config(algorithm: str, device, io_parameters: IO | None = None, update
     aihwkit's settings (helpers.py): sgd: SingleRPUConfig; tiki-taka: TransferCompound
     (units_in_mbatch True); ttv2: ChoppedTransferCompound(in_chop_prob 0, units_in_mbatch False,
     auto_scale False), update BL 5; c-ttv2: ChoppedTransferCompound(units_in_mbatch False,
-    fast_lr 0.1, auto_scale True (not modelled)), update BL 5; agad: DynamicTransferCompound
-    (transfer_forward with NM / BM, transfer_update BL 1 with UM / UBLM, auto_scale True (not
-    modelled), fast_lr 0.1, units_in_mbatch False), update BL 5; mp: MixedPrecisionCompound.
+    fast_lr 0.1, auto_scale True), update BL 5; agad: DynamicTransferCompound
+    (transfer_forward with NM / BM, transfer_update BL 1 with UM / UBLM, auto_scale True,
+    fast_lr 0.1, units_in_mbatch False), update BL 5; mp: MixedPrecisionCompound.
     aihwkit's MappingParameter() default (512 x 512 tiles) is the mapping.
     """
     if not isinstance(algorithm, str) or algorithm.lower() not in ALGORITHM_ALIASES:
@@ -416,12 +412,14 @@ def build_config(algorithm: str, device, io_parameters: IO | None = None, update
                            engine_kwargs=update_kwargs(**{**up, "desired_bl": 5}), transfer_engine=no_transfer_um,
                            **common)
     elif alg == "c-ttv2":
-        cfg = AnalogConfig(algorithm=_chopped(ChoppedTikiTakaV2, chop_prob=0.1, fast_lr=0.1), device=pair(),
+        cfg = AnalogConfig(algorithm=_chopped(ChoppedTikiTakaV2, chop_prob=0.1, fast_lr=0.1, auto_scale=True),
+                           device=pair(),
                            engine="stochastic", engine_kwargs=update_kwargs(**{**up, "desired_bl": 5}),
                            transfer_engine=no_transfer_um, **common)
     elif alg == "agad":
         common["transfer_io"] = io
-        cfg = AnalogConfig(algorithm=_chopped(AGAD, chop_prob=0.1, fast_lr=0.1), device=pair(), engine="stochastic",
+        cfg = AnalogConfig(algorithm=_chopped(AGAD, chop_prob=0.1, fast_lr=0.1, auto_scale=True), device=pair(),
+                           engine="stochastic",
                            engine_kwargs=update_kwargs(**{**up, "desired_bl": 5}),
                            transfer_engine=_transfer_engine(**{**up, "desired_bl": 1, "update_bl_management": True,
                                                                "update_management": True}), **common)

@@ -63,6 +63,13 @@ class ChoppedTikiTakaV2(TikiTakaV2):
     (``units_in_mbatch=False``: with transfer_every 1 one column per sample), threshold = thres
     (aihwkit buffer_granularity) times the granularity of the fast array P. Other fields as
     TikiTakaV2.
+
+    ``auto_scale`` (default False, aihwkit auto_scale): P's step per sample is
+    fast_lr * BL * g_P / (m_x m_d), g_P P's nominal granularity, BL ``auto_scale_bit_length``
+    (default: the bit length of P's pulse engine, aihwkit desired_BL), m_x / m_d running means of
+    each sample's max|x| / max|d| (m <- (1 - tau) m + tau new with tau = (1 - auto_momentum) / B
+    for a batch of B; the first value starts them), as aihwkit's ChoppedTransferCompound
+    (rpu_chopped_transfer_device.cpp getPulseCountAutoLR).
     """
 
     chop_prob: float = 0.1
@@ -72,6 +79,9 @@ class ChoppedTikiTakaV2(TikiTakaV2):
     momentum: float = 0.0
     units_in_mbatch: bool = False
     scale_fast_lr: bool = False
+    auto_scale: bool = False
+    auto_momentum: float = 0.99
+    auto_scale_bit_length: int | None = None
 
     name = "chopped_tiki_taka_v2"
 
@@ -81,6 +91,12 @@ class ChoppedTikiTakaV2(TikiTakaV2):
         check_bool(type(self).__name__, "chop_random", self.chop_random)
         check_unit(type(self).__name__, "out_chop_prob", self.out_chop_prob)
         check_positive(type(self).__name__, "gamma", self.gamma, allow_zero=True)
+        check_bool(type(self).__name__, "auto_scale", self.auto_scale)
+        check_unit(type(self).__name__, "auto_momentum", self.auto_momentum, hi_open=True)
+        bl = self.auto_scale_bit_length
+        if bl is not None and not (isinstance(bl, int) and not isinstance(bl, bool) and bl >= 1):
+            raise ValueError(f"{type(self).__name__}.auto_scale_bit_length must be None or an int in [1, inf), "
+                             f"got {bl!r}")
         if not self.transfer_columns:
             raise ValueError(f"{type(self).__name__}.transfer_columns must be True (the input choppers act per column)")
 
@@ -99,6 +115,8 @@ class ChoppedState(BufferedState):
         self.out_chopper = Chopper(self, w.shape[0], algo.out_chop_prob, True, name="out_chopper",
                                    device=w.torch_device, dtype=w.dtype)
         self.n_samples = self.chopper.n_samples
+        if algo.auto_scale:  # running means of max|x| and max|d| (aihwkit m_x, m_d)
+            self.buffers["auto_scale_m"] = torch.zeros(2, dtype=torch.float64, device=w.torch_device)
 
     # ------------------------------------------------------------------ forward
     def effective_weight(self):
@@ -116,7 +134,38 @@ class ChoppedState(BufferedState):
             x, d = x[None], d[None]
         if self.algo.out_chop_prob > 0:
             d = d * self.out_chopper.signs
-        self.arrays["P"].update_outer(x * self.chopper.signs, d, self.algo.fast_step(lr))
+        step = self.algo.fast_step(lr)
+        if self.algo.auto_scale:
+            d, step = self.auto_scaled(x, d)
+        self.arrays["P"].update_outer(x * self.chopper.signs, d, step)
+
+    def auto_scaled(self, x, d):
+        """aihwkit auto_scale (class doc): per sample b the step s_b = fast_lr BL g / (m_x m_d)
+        after updating the running means with sample b; returned as (d_b s_b / s_B, s_B), which
+        gives every sample its own step in one rank update (pulse probabilities depend on the
+        product step |x| |d|)."""
+        algo, P = self.algo, self.arrays["P"]
+        bl = algo.auto_scale_bit_length or getattr(P.engine, "bit_length", None)
+        if bl is None:
+            raise ValueError(f"{type(algo).__name__}.auto_scale needs a bit length: P's engine has none "
+                             f"(use the stochastic engine or set auto_scale_bit_length)")
+        m = self.buffers["auto_scale_m"]
+        tau = (1.0 - algo.auto_momentum) / x.shape[0]
+        x_max = x.abs().amax(dim=1).double().tolist()
+        d_max = d.abs().amax(dim=1).double().tolist()
+        mx, md = float(m[0]), float(m[1])
+        steps = []
+        base = algo.fast_lr * bl * P.nominal_dw_min
+        for xm, dm in zip(x_max, d_max):
+            if xm > 0:
+                mx = xm if mx <= 0 else (1.0 - tau) * mx + tau * xm
+            if dm > 0:
+                md = dm if md <= 0 else (1.0 - tau) * md + tau * dm
+            steps.append(base / (mx * md) if mx > 0 and md > 0 else base)
+        m[0], m[1] = mx, md
+        last = steps[-1]
+        scale = torch.tensor([s / last for s in steps], dtype=d.dtype, device=d.device)
+        return d * scale[:, None], last
 
     def column_signs(self, cols) -> torch.Tensor:
         """Chopper signs c_out c_in broadcast against the read of lines ``cols``."""
