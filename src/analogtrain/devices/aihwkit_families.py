@@ -592,6 +592,11 @@ class ExpStep(AihwkitPulsedDevice):
             rng = torch.where(rng > 0, rng, torch.ones_like(rng))
         return 2.0 * self.a * w / rng + self.b
 
+    #: scalar shape fields that devices.fitting.fit_device may fit
+    fit_fields = ("A_up", "A_down", "gamma_up", "gamma_down", "a", "b")
+    #: of them, those fitted in log space (positive)
+    fit_positive = ("A_up", "A_down", "gamma_up", "gamma_down")
+
     def _shape_up(self, w):
         return (1.0 - self.A_up * torch.exp(self.gamma_up * self._z(w))).clamp_min(0.0)
 

@@ -20,6 +20,7 @@ and both slopes: only dw_min * slope is observable; fit the slopes with dw_min f
 
 from __future__ import annotations
 
+import copy
 import math
 
 import torch
@@ -48,7 +49,8 @@ def _simulate(device: Device, signs: torch.Tensor, w0: torch.Tensor) -> torch.Te
 
 def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0: float | None = None,
                method: str = "increments", max_iter: int = 200) -> tuple[Device, dict]:
-    """Least-squares fit of ``params`` (default: dw_min and the family's element_params) of
+    """Least-squares fit of ``params`` (default: dw_min and the family's element_params; a
+    family's scalar shape fields listed in ``device.fit_fields`` may be named too) of
     ``device`` (the starting point; other parameters stay fixed) to ``trace`` (N,) measured
     after pulses ``signs`` (N,) from ``w0`` (default: the first point is the start and the
     fit uses the rest). Returns (fitted device with scalar parameters, info) with info =
@@ -65,8 +67,9 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
         raise ValueError("signs must be +1 (up) or -1 (down)")
     if not bool(torch.isfinite(trace).all()):
         raise ValueError("trace must be finite")
-    allowed = ("dw_min",) + tuple(device.element_params)
-    params = list(allowed) if params is None else list(params)
+    fields = tuple(getattr(device, "fit_fields", ()))
+    allowed = ("dw_min",) + tuple(device.element_params) + fields
+    params = list(("dw_min",) + tuple(device.element_params)) if params is None else list(params)
     unknown = [p for p in params if p not in allowed]
     if unknown or not params:
         raise ValueError(f"params must be a non-empty list of {allowed}, got {params}")
@@ -76,7 +79,7 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
         if isinstance(value, torch.Tensor) and value.numel() != 1:
             raise ValueError(f"fit_device needs a device with scalar parameters; {name} is per-element")
         start[name] = float(value)
-    scale_names = {"dw_min", *device.positive_params}
+    scale_names = {"dw_min", *device.positive_params, *getattr(device, "fit_positive", ())}
     u = torch.zeros(len(params), dtype=torch.float64, requires_grad=True)
 
     def values(u):
@@ -95,8 +98,19 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
     free = (trace > trace.min()) & (trace < trace.max())
     signs_free = signs[free]
 
+    def with_values(vals):
+        """The device with ``vals``: element parameters through with_params, family fields
+        (``device.fit_fields``, e.g. ExpStep's A_up) set on a copy."""
+        dev = device.with_params(**{k: v for k, v in vals.items() if k not in fields})
+        extra = {k: v for k, v in vals.items() if k in fields}
+        if extra:
+            dev = copy.copy(dev)
+            for k, v in extra.items():
+                setattr(dev, k, v)
+        return dev
+
     def residuals(u):
-        dev = device.with_params(**values(u))
+        dev = with_values(values(u))
         if method == "trajectory":
             return _simulate(dev, signs, w0_t) - trace
         q = torch.where(signs_free > 0, dev.q_plus(w_prev[free]), dev.q_minus(w_prev[free]))
@@ -120,4 +134,4 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
     if not all(math.isfinite(v) for v in fitted.values()):
         raise ValueError("the fit diverged (non-finite parameters); start from a closer device")
     iterations = opt.state[opt._params[0]].get("n_iter", 0)
-    return device.with_params(**fitted), {"rmse": rmse, "iterations": int(iterations), "params": fitted}
+    return with_values(fitted), {"rmse": rmse, "iterations": int(iterations), "params": fitted}
