@@ -765,6 +765,8 @@ class PiecewiseStep(AihwkitPulsedDevice):
 
     family = "piecewise_step"
     aihwkit_class = "PiecewiseStepDevice"
+    #: node vectors that devices.fitting.fit_device may fit
+    fit_fields = ("piecewise_up", "piecewise_down")
 
     def __init__(self, *, piecewise_up: Sequence[float] = (1.0,), piecewise_down: Sequence[float] = (1.0,),
                  **kwargs) -> None:

@@ -446,6 +446,8 @@ class Piecewise(Device):
     """
 
     family = "piecewise"
+    #: node vectors that devices.fitting.fit_device may fit
+    fit_fields = ("q_plus_nodes", "q_minus_nodes")
 
     def __init__(
         self,

@@ -21,7 +21,6 @@ and both slopes: only dw_min * slope is observable; fit the slopes with dw_min f
 from __future__ import annotations
 
 import copy
-import math
 
 import torch
 
@@ -50,7 +49,8 @@ def _simulate(device: Device, signs: torch.Tensor, w0: torch.Tensor) -> torch.Te
 def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0: float | None = None,
                method: str = "increments", max_iter: int = 200) -> tuple[Device, dict]:
     """Least-squares fit of ``params`` (default: dw_min and the family's element_params; a
-    family's scalar shape fields listed in ``device.fit_fields`` may be named too) of
+    family's shape fields listed in ``device.fit_fields``, scalars or node vectors such as
+    Piecewise's q_plus_nodes, may be named too) of
     ``device`` (the starting point; other parameters stay fixed) to ``trace`` (N,) measured
     after pulses ``signs`` (N,) from ``w0`` (default: the first point is the start and the
     fit uses the rest). Returns (fitted device with scalar parameters, info) with info =
@@ -73,23 +73,30 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
     unknown = [p for p in params if p not in allowed]
     if unknown or not params:
         raise ValueError(f"params must be a non-empty list of {allowed}, got {params}")
-    start = {}
+    start, sizes = {}, []
     for name in params:
         value = getattr(device, name)
-        if isinstance(value, torch.Tensor) and value.numel() != 1:
+        if name in fields and isinstance(value, torch.Tensor) and value.dim() == 1:  # a node vector
+            start[name] = value.detach().to(torch.float64).clone()
+        elif isinstance(value, torch.Tensor) and value.numel() != 1:
             raise ValueError(f"fit_device needs a device with scalar parameters; {name} is per-element")
-        start[name] = float(value)
+        else:
+            start[name] = torch.tensor([float(value)], dtype=torch.float64)
+        sizes.append(start[name].numel())
     scale_names = {"dw_min", *device.positive_params, *getattr(device, "fit_positive", ())}
-    u = torch.zeros(len(params), dtype=torch.float64, requires_grad=True)
+    u = torch.zeros(sum(sizes), dtype=torch.float64, requires_grad=True)
+    vector = {name for name in params if name in fields and isinstance(getattr(device, name), torch.Tensor)
+              and getattr(device, name).dim() == 1}
 
     def values(u):
         out = {}
-        for i, name in enumerate(params):
+        for name, part in zip(params, u.split(sizes)):
             p0 = start[name]
             if name in scale_names:
-                out[name] = p0 * torch.exp(u[i])
+                v = p0 * torch.exp(part)
             else:
-                out[name] = p0 + u[i] * max(abs(p0), 1e-3)
+                v = p0 + part * p0.abs().clamp_min(1e-3)
+            out[name] = v if name in vector else v[0]
         return out
 
     w_prev = torch.cat([torch.tensor([float(w0)], dtype=torch.float64), trace[:-1]])
@@ -129,9 +136,10 @@ def fit_device(device: Device, signs, trace, params: list[str] | None = None, w0
 
     opt.step(closure)
     with torch.no_grad():
-        fitted = {k: float(v) for k, v in values(u).items()}
+        fitted_values = {k: v.detach().clone() if k in vector else float(v) for k, v in values(u).items()}
         rmse = float(residuals(u).square().mean().sqrt())
-    if not all(math.isfinite(v) for v in fitted.values()):
+    if not all(bool(torch.isfinite(torch.as_tensor(v)).all()) for v in fitted_values.values()):
         raise ValueError("the fit diverged (non-finite parameters); start from a closer device")
     iterations = opt.state[opt._params[0]].get("n_iter", 0)
-    return with_values(fitted), {"rmse": rmse, "iterations": int(iterations), "params": fitted}
+    fitted = {k: v.tolist() if k in vector else v for k, v in fitted_values.items()}
+    return with_values(fitted_values), {"rmse": rmse, "iterations": int(iterations), "params": fitted}
