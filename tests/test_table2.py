@@ -1,0 +1,112 @@
+"""Table 2 of 2602.21321 (experiments/table2.py): configs at the paper's settings, budget, outputs, resume."""
+
+import csv
+import json
+
+import pytest
+
+from analogtrain.experiments import build_config, table2, validate
+
+
+@pytest.mark.parametrize("method", list(table2.METHODS))
+def test_cell_config_validates(method):
+    cfg = validate(table2.cell_config(method, 0.3, 0.3, seed=1))
+    assert cfg["train"]["batch_size"] == 10
+    assert cfg["train"]["seed"] == 1
+    assert cfg["task"]["name"] == "mnist_fcn" and cfg["task"]["dataset"] == "mnist_subset"
+    # paper IO (Table 6) and aihwkit mapping with learned output scaling
+    assert cfg["io"]["preset"] == "paper"
+    assert cfg["transfer_io"] == {"noise_management": "none", "bound_management": "none"}
+    assert cfg["mapping"]["preset"] == "aihwkit"
+    assert cfg["mapping"]["learn_out_scaling"] is True and cfg["mapping"]["weight_scaling_columnwise"] is True
+
+
+@pytest.mark.parametrize("method", list(table2.METHODS))
+def test_reference_offsets_on_every_array(method):
+    """The cell's Ref Mean / Ref Std are the device's reference, so W and P carry them alike."""
+    import analogtrain as at
+
+    config = build_config(table2.cell_config(method, 0.3, 0.05))
+    for name in ("W", "P"):
+        ref = config.device_for(name).array_reference()
+        assert isinstance(ref, at.ReferenceOffset)
+        assert ref.mean == pytest.approx(0.3) and ref.std == pytest.approx(0.05)
+    device = table2.cell_config(method, 0.0, 0.3)["device"]
+    assert device["family"] == "SoftBoundsReference" and device["dw_min"] == pytest.approx(0.4622)
+    assert device["subtract_symmetry_point"] is True
+
+
+def test_table5_values():
+    tt = table2.METHODS["TT-v2"]["algorithm"]
+    assert (tt["fast_lr"], tt["transfer_lr"], tt["scale_transfer_lr"], tt["thres"]) == (0.03, 0.01, True, 0.8)
+    agad = table2.METHODS["AGAD"]["algorithm"]
+    assert (agad["chop_prob"], agad["chop_random"], agad["out_chop_prob"]) == (0.1, False, 0.0)
+    assert (agad["fast_lr"], agad["scale_fast_lr"], agad["transfer_lr"], agad["scale_transfer_lr"]) == \
+        (0.05, False, 0.3, True)
+    er = table2.METHODS["E-RIDER"]["algorithm"]
+    assert er["name"] == "ERIDERArtifact"
+    assert (er["chop_prob"], er["chop_random"], er["out_chop_prob"], er["gamma"]) == (0.05, False, 0.0, 0.1)
+    assert (er["fast_lr"], er["scale_fast_lr"], er["transfer_lr"], er["scale_transfer_lr"]) == (0.5, False, 0.05, False)
+    for alg in (agad, er):  # Table 3 fields shared by the chopped compounds
+        assert (alg["auto_granularity"], alg["tail_weightening"], alg["momentum"], alg["forget_buffer"]) == \
+            (1000.0, 5.0, 0.0, True)
+        assert (alg["columns_per_transfer"], alg["transfer_every"], alg["units_in_mbatch"]) == (1, 1, True)
+    # theory form: alpha = lr * fast_lr = 0.5, beta = lr * transfer_lr = transfer_lr / auto_granularity
+    th = table2.METHODS["E-RIDER (theory)"]
+    lr = th["lr"]
+    assert lr * th["algorithm"]["fast_lr"] == pytest.approx(0.5)
+    assert lr * th["algorithm"]["transfer_lr"] == pytest.approx(0.05 / 1000)
+    # per-read time scales of the artifact (eta 5 / 20, half period 20 reads) in steps at n_in = 256
+    assert th["algorithm"]["eta"] == pytest.approx(5 / 20 / 256) and th["algorithm"]["gamma"] == 0.1
+    assert th["algorithm"]["chop_prob"] == pytest.approx(1 / 5120) and th["algorithm"]["chopper"] == "regular"
+    for method in ("TT-v2", "AGAD", "E-RIDER"):
+        assert table2.METHODS[method]["omega"] == 0.3 and table2.METHODS[method]["bit_length"] == 5
+
+
+def test_budget_and_paper_values():
+    sub = table2.budget("mnist_subset")
+    assert (sub["epochs"], sub["steps_per_epoch"], sub["steps"], sub["lr_step_epochs"]) == (600, None, 240_000, 225)
+    fm = table2.budget("fashion_mnist")
+    assert (fm["epochs"], fm["steps"], fm["lr_step_epochs"]) == (40, 240_000, 15)
+    small = table2.budget("mnist_subset", steps=8000)
+    assert (small["epochs"], small["steps_per_epoch"], small["steps"]) == (20, None, 8000)
+    odd = table2.budget("mnist_subset", steps=2)
+    assert (odd["epochs"], odd["steps_per_epoch"], odd["steps"], odd["lr_step_epochs"]) == (1, 2, 2, 0)
+    assert table2.paper_value("E-RIDER", 0, 0.05) == "95.45±0.2"
+    assert table2.paper_value("E-RIDER (theory)", 0.3, 0.3) == "95.91±0.6"
+    assert table2.paper_value("TT-v2", 0.3, 0.05) == "72.86±1.3"
+    assert table2.paper_value("AGAD", 0.4, 1.0) == "90.43±0.3"
+    assert table2.paper_value("Analog SGD", 0, 0.05) == ""
+
+
+def test_two_step_run_table_and_resume(tmp_path, capsys):
+    out = tmp_path / "t2"
+    args = ["--out", str(out), "--steps", "2", "--methods", "E-RIDER", "--means", "0", "--stds", "0.05", "--quiet"]
+    assert table2.main(args) == 0
+    cell = table2.cell_dir(out, "E-RIDER", 0.0, 0.05, 0)
+    summary = json.loads((cell / "summary.json").read_text())
+    assert summary["status"] == "finished" and summary["steps"] == 2
+
+    (out / "table2.csv").unlink()
+    (out / "table2.md").unlink()
+    assert table2.main(["--out", str(out), "--table"]) == 0
+    with open(out / "table2.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 1
+    row = rows[0]
+    assert row["method"] == "E-RIDER" and float(row["ref_mean"]) == 0 and float(row["ref_std"]) == 0.05
+    assert row["paper"] == "95.45±0.2" and int(row["steps"]) == 2 and row["status"] == "finished"
+    assert int(row["pulses_P"]) > 0 and int(row["pulses_W"]) >= 0
+    assert 0 <= float(row["test_accuracy"]) <= 100 and float(row["wall_time_s"]) > 0
+    md = (out / "table2.md").read_text()
+    assert "| paper |" in md and "95.45±0.2" in md and "0.00 % of the paper's 240,000" in md
+    assert "bundled MNIST subset" in md
+
+    # resume: the finished cell is skipped (its summary is not rewritten)
+    mtime = (cell / "summary.json").stat().st_mtime_ns
+    assert table2.main(args) == 0
+    assert (cell / "summary.json").stat().st_mtime_ns == mtime
+    # another budget into the same directory is refused
+    with pytest.raises(ValueError, match="another budget"):
+        table2.main(["--out", str(out), "--steps", "3", "--methods", "E-RIDER", "--means", "0", "--stds", "0.05",
+                     "--quiet"])
