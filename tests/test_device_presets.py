@@ -160,3 +160,17 @@ def test_devices_list_default_out_is_in_the_current_directory(tmp_path, monkeypa
     assert cli.main(["devices", "--list", "--preset", "paper_linear"]) == 0
     assert (tmp_path / command.DEFAULT_LIST_OUT).exists()
     assert "paper_linear" in capsys.readouterr().out
+
+
+def test_aihwkit_presets_take_field_overrides_in_configs():
+    from analogtrain.experiments.config import build_device
+
+    dev = build_device({"preset": "ReRamArrayHfO2", "reference_mean": 0.3, "reference_std": 0.2})
+    assert dev.reference_mean == 0.3 and dev.reference_std == 0.2
+    assert dev.dw_min == pytest.approx(0.4622, rel=1e-4)  # the rest is the preset's
+    with pytest.raises(ValueError, match="reference_mea"):
+        build_device({"preset": "ReRamArrayHfO2", "reference_mea": 0.3})
+    with pytest.raises(ValueError, match="takes no other keys"):
+        build_device({"preset": "hfo2_rram", "dw_min": 0.1})
+    with pytest.raises(ValueError, match="dw_min"):
+        build_device({"preset": "ReRamSB", "dw_min": -1.0})

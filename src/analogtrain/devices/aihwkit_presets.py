@@ -4,10 +4,12 @@ Values: the dataclass fields of aihwkit 1.1.0's ``<Name>PresetDevice()`` (read f
 installed PyPI wheel, identical to tag v1.1.0 = commit 809114e5); only fields that differ from
 the aihwkit base class defaults are listed, as in aihwkit. Each preset is registered as
 ``"<Name>PresetDevice"`` and the short alias ``"<Name>"`` (e.g. ``"ReRamESPresetDevice"`` and
-``"ReRamES"``). Notes: Capacitor's lifetime (1e6, dtod 0.3) and PCM's reset (0.01, dtod 0.02) are
-stored, not simulated (engine-level in aihwkit); the SoftBoundsReference presets carry their
-reference settings (``subtract_symmetry_point``, ``reference_std``), to be applied by the array
-(:meth:`SoftBoundsReference.array_reference`).
+``"ReRamES"``). Notes: Capacitor's lifetime (1e6, dtod 0.3) and PCM's reset (0.01, dtod 0.02) act
+between updates (:meth:`AnalogArray.post_update_step`, :meth:`AnalogArray.reset_where`); the
+SoftBoundsReference presets carry their reference settings (``subtract_symmetry_point``,
+``reference_std``), applied by the arrays (:meth:`SoftBoundsReference.array_reference`).
+:func:`aihwkit_preset` builds one with fields overridden (e.g. ``reference_mean``), as an aihwkit
+user writes ``ReRamArrayHfO2PresetDevice(reference_mean=0.3)``.
 """
 
 from __future__ import annotations
@@ -88,3 +90,14 @@ for _short in AIHWKIT_PRESETS:
     _f = _factory(_short)
     AIHWKIT_PRESET_FACTORIES[f"{_short}PresetDevice"] = _f
     AIHWKIT_PRESET_FACTORIES[_short] = _f
+
+
+def aihwkit_preset(name: str, **overrides) -> AihwkitPulsedDevice:
+    """The aihwkit preset ``name`` ("ReRamSB" or "ReRamSBPresetDevice") with fields overridden
+    (aihwkit names; unknown fields are an error of the family's constructor)."""
+    short = name.removesuffix("PresetDevice")
+    if short not in AIHWKIT_PRESETS:
+        raise ValueError(f"unknown aihwkit device preset {name!r}; available: {sorted(AIHWKIT_PRESETS)}")
+    cls, _, values, _ = AIHWKIT_PRESETS[short]
+    return cls(**{**values, **overrides})
+

@@ -330,11 +330,21 @@ def build_device(table: dict, where: str = "device"):
     from analogtrain import devices
 
     if "preset" in table:
-        extra = [k for k in table if k != "preset"]
-        if extra:
-            raise ValueError(f"{where}: a preset takes no other keys, got {extra} (use family = ... instead)")
+        from analogtrain.devices.aihwkit_presets import AIHWKIT_PRESET_FACTORIES, aihwkit_preset
+
+        extra = {k: v for k, v in table.items() if k != "preset"}
         if table["preset"] not in devices.PRESETS:
             raise ValueError(f"{where}.preset: unknown preset {table['preset']!r}; available: {sorted(devices.PRESETS)}")
+        if extra:  # aihwkit presets take field overrides, as aihwkit's preset dataclasses do
+            if table["preset"] not in AIHWKIT_PRESET_FACTORIES:
+                raise ValueError(f"{where}: preset {table['preset']!r} takes no other keys, got {sorted(extra)} "
+                                 f"(aihwkit presets do; or use family = ...)")
+            try:
+                return aihwkit_preset(table["preset"], **extra)
+            except TypeError as exc:
+                raise ValueError(f"{where}: preset {table['preset']!r}: {exc}") from exc
+            except ValueError as exc:
+                raise ValueError(f"{where}: {exc}") from exc
         return devices.get_preset(table["preset"])
     if "family" in table:
         name = table["family"]
