@@ -207,3 +207,24 @@ def test_runs_on_cuda():
     state = ERIDER().init(at.TileSpec((6, 5), cfg, torch_device="cuda"))
     state.step(torch.randn(3, 5, device="cuda"), torch.randn(3, 6, device="cuda"), 0.05)
     assert state.effective_weight().device.type == "cuda"
+
+
+@pytest.mark.parametrize("cls", [RIDER, ERIDER])
+def test_absolute_step_sizes_ignore_the_optimizer_lr(cls):
+    """scale_fast_lr / scale_transfer_lr False (aihwkit's absolute form): alpha = fast_lr and
+    beta = transfer_lr whatever lr is, so the same run at lr 0.1 with fast_lr 0.05 equals
+    lr 1 with scaled steps fast_lr 0.05 ... exactly (expected engine)."""
+    g = torch.Generator().manual_seed(0)
+    xs = [torch.randn(3, 5, generator=g) for _ in range(20)]
+    ds = [torch.randn(3, 6, generator=g) for _ in range(20)]
+    kw = {"eta": 0.1, "gamma": 0.3} | ({"chop_prob": 0.0} if cls is ERIDER else {})
+    absolute = make_state(cls(fast_lr=0.05, transfer_lr=0.02, scale_fast_lr=False, scale_transfer_lr=False, **kw))
+    scaled = make_state(cls(fast_lr=0.05, transfer_lr=0.02, **kw))
+    for x, d in zip(xs, ds):
+        absolute.step(x, d, 0.37)  # lr ignored
+        scaled.step(x, d, 1.0)  # lr 1: the scaled steps equal the absolute ones
+    for name in absolute.arrays:
+        assert torch.equal(absolute.arrays[name].state, scaled.arrays[name].state), name
+    assert absolute.arrays["W"].pulse_count["total"] > 0
+    with pytest.raises(ValueError, match="scale_fast_lr"):
+        cls(scale_fast_lr=1)

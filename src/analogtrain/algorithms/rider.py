@@ -31,7 +31,8 @@ aihwkit transfer compounds do); ``None`` reads the whole array every step (the t
 Mapping of step sizes:
 
 As in :mod:`.residual`, ``fast_lr`` and ``transfer_lr`` multiply the optimizer's ``lr`` (so LR
-schedulers scale the whole algorithm): alpha = lr * fast_lr, beta = lr * transfer_lr.
+schedulers scale the whole algorithm): alpha = lr * fast_lr, beta = lr * transfer_lr; with
+``scale_fast_lr`` / ``scale_transfer_lr`` False they are absolute (aihwkit's switches).
 
 | here                   | paper (2602.21321)  | E-RIDER code / aihwkit DynamicTransferCompound |
 |------------------------|---------------------|-----------------------------------------------|
@@ -90,6 +91,8 @@ class _RiderParams(Algorithm):
     forget_buffer: bool = False
     p_reference: object = None
     transfer_write: str = "pulse_train"
+    scale_fast_lr: bool = True
+    scale_transfer_lr: bool = True
 
     # fixed parts of the buffered transfer (ThresholdedBuffer): threshold = nominal dw_min of W
     thres = 1.0
@@ -115,6 +118,17 @@ class _RiderParams(Algorithm):
             raise ValueError(f"{owner}.transfer_bl must be an int >= 1 (allowed range: [1, inf)), got {self.transfer_bl!r}")
         _check_reference(owner, self.p_reference)
         check_choice(owner, "transfer_write", self.transfer_write, OPEN_LOOP_WRITES)
+        for name in ("scale_fast_lr", "scale_transfer_lr"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{owner}.{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
+
+    def fast_step(self, lr: float) -> float:
+        """alpha: lr * fast_lr, or fast_lr itself with scale_fast_lr=False (aihwkit's absolute form)."""
+        return lr * self.fast_lr if self.scale_fast_lr else self.fast_lr
+
+    def transfer_step(self, lr: float) -> float:
+        """beta: lr * transfer_lr, or transfer_lr itself with scale_transfer_lr=False."""
+        return lr * self.transfer_lr if self.scale_transfer_lr else self.transfer_lr
 
     def __post_init__(self):
         self._validate()
@@ -214,7 +228,7 @@ class RiderState(AlgorithmState):
         P = self.arrays["P"]
         c = self.chop
         # (11a)/(18a): chopped gradient pulses on P, alpha = lr * fast_lr
-        P.update_outer(x, d if c > 0 else -d, lr * params.fast_lr)
+        P.update_outer(x, d if c > 0 else -d, params.fast_step(lr))
         # read P_{k+1} (whole array or the next columns)
         cols = self.lines.next(P.torch_device)
         p_read = read_lines(P, self.lines, cols, self.transfer_io, self.generators["transfer_read"])
@@ -226,7 +240,7 @@ class RiderState(AlgorithmState):
         if params.eta > 0:
             ema_lines(self, "Q", self.lines, cols, p_read, params.eta)
         # (11b)/(18b): transfer to W
-        beta = lr * params.transfer_lr
+        beta = params.transfer_step(lr)
         if beta > 0:
             self._transfer(signal * beta, cols)
         self.counters["steps"] += 1
