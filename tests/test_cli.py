@@ -101,7 +101,7 @@ def test_nested_algorithms_and_objects():
     ({"algorithm": {"name": "AnalogSGD", "gama": 1}}, "algorithm: AnalogSGD has no keyword"),
     ({"algorithm": {"name": "ResidualLearning", "gamma": -1.0}}, "algorithm: ResidualLearning.gamma must lie in"),
     ({"device": {"preset": "unobtainium"}}, "device.preset: unknown preset"),
-    ({"device": {"preset": "hfo2_rram", "tau": 1}}, "device: a preset takes no other keys"),
+    ({"device": {"preset": "hfo2_rram", "tau": 1}}, "device: preset 'hfo2_rram' takes no other keys"),
     ({"device": {"family": "Quantum"}}, "device.family: unknown device family"),
     ({"device": {"family": "SoftBounds", "tau": -1.0}}, "device: tau"),
     ({"device": {"W": 3}}, "device.W: expected a table"),
