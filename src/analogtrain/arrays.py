@@ -128,14 +128,21 @@ class AnalogArray:
         modifying the returned tensor in place invalidates the cache.
         """
         track = not (torch.is_inference_mode_enabled() or self.state.is_inference())
-        deps = self.read_dependencies()
-        cached = self.__dict__.get("_read_cache")
-        if track and cached is not None and cached[1]._version == cached[2] and unchanged(cached[0], deps):
-            return cached[1]
+        cached = self._valid_read_cache() if track else None
+        if cached is not None:
+            return cached
         out = self.read_into(torch.empty_like(self.state))
         if track:
-            self._read_cache = (record_versions(deps), out, out._version)
+            self._read_cache = (record_versions(self.read_dependencies()), out, out._version)
         return out
+
+    def _valid_read_cache(self) -> torch.Tensor | None:
+        """The cached read value while state, reference, write offsets and the cached tensor
+        itself are unmodified, else None."""
+        cached = self.__dict__.get("_read_cache")
+        if cached is not None and cached[1]._version == cached[2] and unchanged(cached[0], self.read_dependencies()):
+            return cached[1]
+        return None
 
     def read_into(self, out: torch.Tensor) -> torch.Tensor:
         """The read value w - r (+ write noise) written into ``out`` (same values as :meth:`read`)."""
@@ -157,9 +164,9 @@ class AnalogArray:
         if lines is None:
             return self.read()
         axis = 1 if columns else 0
-        cached = self.__dict__.get("_read_cache")
-        if cached is not None and cached[1]._version == cached[2] and unchanged(cached[0], self.read_dependencies()):
-            return cached[1].index_select(axis, lines)
+        cached = self._valid_read_cache()
+        if cached is not None:
+            return cached.index_select(axis, lines)
         out = self.state.index_select(axis, lines)
         if self.device.write_noise > 0:
             out.add_(self.write_offset.index_select(axis, lines))
@@ -369,10 +376,14 @@ class AnalogArray:
     def program_where(self, mask: torch.Tensor, values=0.0) -> None:
         """Program the elements where ``mask`` is true to the read values ``values`` (a reset,
         aihwkit with_reset_prob); counted in ``programming_writes``."""
-        mask = torch.as_tensor(mask, device=self.torch_device, dtype=torch.bool).expand(self.shape)
         v = torch.as_tensor(values, device=self.torch_device, dtype=self.dtype).expand(self.shape)
-        target = clamp_to_bounds(v + self.reference, self.device)
-        self.state.copy_(torch.where(mask, target, self.state))
+        self._program_hidden_where(mask, v + self.reference)
+
+    def _program_hidden_where(self, mask, hidden: torch.Tensor) -> None:
+        """Set the hidden state to ``hidden`` (clamped to the bounds) where ``mask`` is true,
+        clearing those elements' write offsets; counted in ``programming_writes``."""
+        mask = torch.as_tensor(mask, device=self.torch_device, dtype=torch.bool).expand(self.shape)
+        self.state.copy_(torch.where(mask, clamp_to_bounds(hidden, self.device), self.state))
         self.write_offset.masked_fill_(mask, 0.0)
         self.programming_writes += int(mask.sum())
 
@@ -385,15 +396,12 @@ class AnalogArray:
         if bias is None:
             self.program_where(mask, 0.0)
             return
-        mask = torch.as_tensor(mask, device=self.torch_device, dtype=torch.bool).expand(self.shape)
         target = torch.as_tensor(bias, device=self.torch_device, dtype=self.dtype).expand(self.shape)
         std = float(getattr(self.device, "reset_std", 0.0))
         if std > 0:
             target = target + std * torch.randn(self.shape, generator=self.generator, device=self.torch_device,
                                                 dtype=self.dtype)
-        self.state.copy_(torch.where(mask, clamp_to_bounds(target, self.device), self.state))
-        self.write_offset.masked_fill_(mask, 0.0)
-        self.programming_writes += int(mask.sum())
+        self._program_hidden_where(mask, target)
 
     def post_update_step(self) -> bool:
         """What happens to the array between optimizer steps (aihwkit ``post_update_step``):

@@ -36,11 +36,28 @@ class Algorithm:
         return d
 
 
+class StepSizes:
+    """The fast and transfer step sizes of algorithms with fields fast_lr, transfer_lr,
+    scale_fast_lr, scale_transfer_lr: multiples of the optimizer's lr, or absolute with
+    scale_* False (aihwkit's switches of the same names)."""
+
+    def fast_step(self, lr: float) -> float:
+        return lr * self.fast_lr if self.scale_fast_lr else self.fast_lr
+
+    def transfer_step(self, lr: float) -> float:
+        return lr * self.transfer_lr if self.scale_transfer_lr else self.transfer_lr
+
+
 def check_positive(owner: str, name: str, value, allow_zero: bool = False) -> None:
     ok = value >= 0 if allow_zero else value > 0
     if not ok:
         rng = "[0, inf)" if allow_zero else "(0, inf)"
         raise ValueError(f"{owner}.{name} must lie in {rng}, got {value!r}")
+
+
+def check_bool(owner: str, name: str, value) -> None:
+    if not isinstance(value, bool):
+        raise ValueError(f"{owner}.{name} must be True or False, got {value!r}")  # noqa: TRY004
 
 
 def check_unit(owner: str, name: str, value, lo_open: bool = False, hi_open: bool = False) -> None:

@@ -43,8 +43,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .base import check_positive, check_unit
-from .residual import BufferedState, TikiTakaV2, check_bool
+from .base import check_bool, check_positive, check_unit
+from .residual import BufferedState, TikiTakaV2
 from .transfer import Chopper, ema_lines
 
 

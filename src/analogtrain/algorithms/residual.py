@@ -45,7 +45,7 @@ from dataclasses import dataclass
 import torch
 
 from ..arrays import ReferenceOffset
-from .base import Algorithm, AlgorithmState, check_positive, check_unit
+from .base import Algorithm, AlgorithmState, StepSizes, check_bool, check_positive, check_unit
 from .transfer import (
     GRANULARITIES,
     OPEN_LOOP_WRITES,
@@ -76,14 +76,9 @@ def check_reference(owner: str, name: str, value) -> None:
     raise ValueError(f"{owner}.{name} must be None, a float, 'symmetric_point' or a ReferenceOffset, got {value!r}")
 
 
-def check_bool(owner: str, name: str, value) -> None:
-    if not isinstance(value, bool):
-        raise ValueError(f"{owner}.{name} must be True or False, got {value!r}")  # noqa: TRY004
-
-
 # ----------------------------------------------------------------------------- shared schedule
 @dataclass
-class TransferSchedule(Algorithm):
+class TransferSchedule(StepSizes, Algorithm):
     """Fields shared by the fast/slow transfer algorithms (TT-v1, RL, TT-v2, c-TTv2, AGAD).
 
     - ``fast_lr`` (default 1.0): P step = lr * fast_lr; with ``scale_fast_lr=False`` the step is
@@ -125,12 +120,6 @@ class TransferSchedule(Algorithm):
         for name in ("transfer_columns", "random_selection", "units_in_mbatch", "scale_fast_lr", "scale_transfer_lr"):
             check_bool(owner, name, getattr(self, name))
         check_unit(owner, "with_reset_prob", self.with_reset_prob)
-
-    def fast_step(self, lr: float) -> float:
-        return lr * self.fast_lr if self.scale_fast_lr else self.fast_lr
-
-    def transfer_step(self, lr: float) -> float:
-        return lr * self.transfer_lr if self.scale_transfer_lr else self.transfer_lr
 
 
 # ----------------------------------------------------------------------------- TT-v1 / RL

@@ -59,7 +59,7 @@ from dataclasses import dataclass
 import torch
 
 from ..arrays import ReferenceOffset
-from .base import Algorithm, AlgorithmState, check_positive, check_unit
+from .base import Algorithm, AlgorithmState, StepSizes, check_bool, check_positive, check_unit
 from .transfer import OPEN_LOOP_WRITES, Lines, ThresholdedBuffer, check_choice, ema_lines, read_lines, write_open_loop
 
 TRANSFERS = ("direct", "buffered")
@@ -78,7 +78,7 @@ def _check_reference(owner: str, reference) -> None:
 
 
 @dataclass
-class _RiderParams(Algorithm):
+class _RiderParams(StepSizes, Algorithm):
     """Hyper-parameters shared by RIDER and E-RIDER (see the module docstring)."""
 
     gamma: float = 0.5
@@ -119,16 +119,7 @@ class _RiderParams(Algorithm):
         _check_reference(owner, self.p_reference)
         check_choice(owner, "transfer_write", self.transfer_write, OPEN_LOOP_WRITES)
         for name in ("scale_fast_lr", "scale_transfer_lr"):
-            if not isinstance(getattr(self, name), bool):
-                raise ValueError(f"{owner}.{name} must be true or false, got {getattr(self, name)!r}")  # noqa: TRY004
-
-    def fast_step(self, lr: float) -> float:
-        """alpha: lr * fast_lr, or fast_lr itself with scale_fast_lr=False (aihwkit's absolute form)."""
-        return lr * self.fast_lr if self.scale_fast_lr else self.fast_lr
-
-    def transfer_step(self, lr: float) -> float:
-        """beta: lr * transfer_lr, or transfer_lr itself with scale_transfer_lr=False."""
-        return lr * self.transfer_lr if self.scale_transfer_lr else self.transfer_lr
+            check_bool(owner, name, getattr(self, name))
 
     def __post_init__(self):
         self._validate()

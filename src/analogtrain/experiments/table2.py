@@ -420,25 +420,24 @@ def collect(out) -> list[dict]:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
+    """CPU model (from /proc/cpuinfo where there is one), logical CPUs, threads per cell."""
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
     except OSError:
-        pass
+        lines = []
+    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
+                 platform.processor() or "unknown CPU")
     return f"{model}, {os.cpu_count()} logical CPUs, torch threads 1 per cell"
 
 
 def _mean_std(vals: list[float]) -> str:
+    """Mean (± sample std over seeds when more than one), as the sweep tables compute it."""
+    from .sweep import _mean_std as mean_std
+
     if not vals:
         return "-"
-    mu = sum(vals) / len(vals)
-    if len(vals) == 1:
-        return f"{mu:.2f}"
-    sd = math.sqrt(sum((v - mu) ** 2 for v in vals) / (len(vals) - 1))
-    return f"{mu:.2f}±{sd:.2f}"
+    mu, sd = mean_std(vals)
+    return f"{mu:.2f}" if len(vals) == 1 else f"{mu:.2f}±{sd:.2f}"
 
 
 def format_markdown(rows: list[dict], grid: dict) -> str:

@@ -94,9 +94,14 @@ def _why_not(module: nn.Module, parent: nn.Module | None) -> str | None:
     return f"no analog counterpart of {type(module).__name__}"
 
 
-def _conv_class(module):
-    return {nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d, nn.Conv3d: AnalogConv3d}[
-        next(c for c in (nn.Conv1d, nn.Conv2d, nn.Conv3d) if isinstance(module, c))]
+#: torch class -> analog class (isinstance order: subclasses of a torch layer convert like it)
+ANALOG_CLASSES = {nn.Conv1d: AnalogConv1d, nn.Conv2d: AnalogConv2d, nn.Conv3d: AnalogConv3d,
+                  nn.RNNCell: AnalogRNNCell, nn.LSTMCell: AnalogLSTMCell, nn.GRUCell: AnalogGRUCell,
+                  nn.RNN: AnalogRNN, nn.LSTM: AnalogLSTM, nn.GRU: AnalogGRU}
+
+
+def _analog_class(module):
+    return next(analog for cls, analog in ANALOG_CLASSES.items() if isinstance(module, cls))
 
 
 def _cell_init(module, suffix: str = ""):
@@ -113,23 +118,22 @@ def _analog_from(module: nn.Module, config: AnalogConfig, seed: int) -> nn.Modul
         return AnalogLinear(module.in_features, module.out_features, bias=bias is not None, config=config,
                             seed=seed, init_weight=module.weight.data, init_bias=None if bias is None else bias.data)
     if isinstance(module, (nn.Conv1d, nn.Conv2d, nn.Conv3d)):
-        return _conv_class(module)(
+        return _analog_class(module)(
             module.in_channels, module.out_channels, module.kernel_size, module.stride, module.padding,
             module.dilation, module.groups, bias=bias is not None, padding_mode=module.padding_mode, config=config,
             seed=seed, init_weight=module.weight.data, init_bias=None if bias is None else bias.data)
     if isinstance(module, (nn.RNNCell, nn.LSTMCell, nn.GRUCell)):
         kwargs = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNNCell) else {}
-        cls = {nn.RNNCell: AnalogRNNCell, nn.LSTMCell: AnalogLSTMCell, nn.GRUCell: AnalogGRUCell}[type(module)]
-        return cls(module.input_size, module.hidden_size, bias=module.bias, config=config, seed=seed,
-                   init=_cell_init(module), **kwargs)
+        return _analog_class(module)(module.input_size, module.hidden_size, bias=module.bias, config=config,
+                                     seed=seed, init=_cell_init(module), **kwargs)
     if isinstance(module, (nn.RNN, nn.LSTM, nn.GRU)):
         directions = ["", "_reverse"] if module.bidirectional else [""]
         init = {f"l{k}{s}": _cell_init(module, f"_l{k}{s}") for k in range(module.num_layers) for s in directions}
-        cls = {nn.RNN: AnalogRNN, nn.LSTM: AnalogLSTM, nn.GRU: AnalogGRU}[type(module)]
         kwargs = {"nonlinearity": module.nonlinearity} if isinstance(module, nn.RNN) else {}
-        return cls(module.input_size, module.hidden_size, num_layers=module.num_layers, bias=module.bias,
-                   batch_first=module.batch_first, dropout=module.dropout, bidirectional=module.bidirectional,
-                   config=config, seed=seed, init=init, **kwargs)
+        return _analog_class(module)(module.input_size, module.hidden_size, num_layers=module.num_layers,
+                                     bias=module.bias, batch_first=module.batch_first, dropout=module.dropout,
+                                     bidirectional=module.bidirectional, config=config, seed=seed, init=init,
+                                     **kwargs)
     raise ValueError(f"cannot convert {type(module).__name__}")
 
 
