@@ -26,12 +26,40 @@ DEVICES = {
                                                      device_to_device={"dw_min": 0.3, "w_max": 0.2}),
     "softbounds_add": lambda: at.devices.SoftBounds(tau=0.5, asymmetry=0.2, dw_min=0.02, cycle_noise=0.5),
     "ideal_bounded": lambda: at.devices.Ideal(dw_min=0.02, bounds=(-0.1, 0.1)),
+    # the power / exponential maps (2502.06309 Table 8 responses), per-element tau and gamma
+    "power_mult": lambda: at.devices.Power(gamma=2.0, tau=0.6, dw_min=0.02, cycle_noise=0.3,
+                                           cycle_noise_type="multiplicative",
+                                           device_to_device={"dw_min": 0.3, "gamma": 0.2, "tau": 0.1}),
+    "power_sqrt": lambda: at.devices.Power(gamma=0.5, tau=0.3, dw_min=0.02),
+    "exponential_add": lambda: at.devices.Exponential(gamma=1.5, tau=0.5, dw_min=0.02, cycle_noise=0.5,
+                                                      device_to_device={"tau": 0.1, "gamma": 0.2}),
 }
 
 
 #: bound on |log(sum of kernel variances / sum of reference variances)|; dropping the cycle noise
 #: moves it by 0.1-0.2 on the noisy presets (checked by test_spread_check_detects_dropped_noise)
 SPREAD_TOL = 0.05
+
+
+@pytest.mark.parametrize("name", sorted(DEVICES))
+def test_every_device_here_has_a_kernel_map(name):
+    """Each device of these tests takes the compiled path (else kernel and reference would both
+    be the torch engine and the comparisons below could not fail); the shape codes are the
+    ones of its family."""
+    shape = (4, 3)
+    device = DEVICES[name]().sample(shape, torch.Generator().manual_seed(1))
+    packed = nk.kernel_coefficients(torch.zeros(shape), device)
+    assert packed is not None
+    code = {"power": nk.SHAPE_POWER, "exponential": nk.SHAPE_EXPONENTIAL}.get(name.split("_")[0], nk.SHAPE_AFFINE)
+    assert packed[3] == code
+    coef, bounds, dw, _, gp = packed
+    assert coef.shape == (12, 4) and bounds.shape == (12, 2) and dw.shape == (12,)
+    if code != nk.SHAPE_AFFINE:  # s_up = dw, c_up = -1 / tau, s_down = -dw, c_down = 1 / tau, bounds +-tau
+        np.testing.assert_allclose(coef[:, 0], dw, rtol=1e-6)
+        np.testing.assert_allclose(coef[:, 2], -dw, rtol=1e-6)
+        np.testing.assert_allclose(coef[:, 1] * bounds[:, 1], -1.0, rtol=1e-6)
+        np.testing.assert_allclose(coef[:, 3] * bounds[:, 1], 1.0, rtol=1e-6)
+        np.testing.assert_allclose(gp[:, 0], device.gamma.reshape(-1).numpy(), rtol=1e-6)
 
 
 def test_ziggurat_normals_have_normal_moments_and_tails():
@@ -168,10 +196,10 @@ def test_layer_resume_is_bit_identical_with_the_kernel():
     assert torch.equal(a.weight, b.weight)
 
 
-@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add"])
+@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "power_mult", "exponential_add"])
 def test_spread_check_detects_dropped_noise(name, monkeypatch):
     """The variance comparison above can fail: a kernel that drops the cycle-to-cycle noise
-    (the mean is unchanged) is caught by it on both noisy presets."""
+    (the mean is unchanged) is caught by it on every noisy preset."""
     real = nk.stochastic_update
 
     def noiseless(w, x, d, lr, dw, engine, coefficients, noise_type, sigma, generator, need_touched):

@@ -277,18 +277,41 @@ class Device:
         (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
         when q_plus / q_minus are not affine (the torch engine runs then)."""
 
+    def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """Per-pulse map of families whose responses are s h(1 + c w) for one of the compiled
+        kernels' shapes h, as ``(code, s_up, c_up, s_down, c_down, gamma, norm, lo, hi, dw)``
+        (flat contiguous tensors of ``shape``'s element count after the int code):
+
+            polarity k: w <- clamp(w + eta s_k h(1 + c_k w)),
+            code 1 (power):       h(u) = max(u, 0)^gamma,
+            code 2 (exponential): h(u) = expm1(gamma max(u, 0)) norm, norm = 1 / expm1(gamma)
+
+        (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
+        for other families (the torch engine runs then, or the affine map when there is one)."""
+
     def kernel_pulse_coefficients(self, shape, dtype=torch.float32):
-        """The affine per-pulse map packed for the CPU kernels, cached per (shape, dtype): numpy
-        arrays coef (n, 4) = [cu0, cu1, -cd0, -cd1], so that a pulse of polarity k (0 up, 1
-        down) is w <- clamp(w + eta (coef[2k] + coef[2k+1] w)); bounds (n, 2) = [lo, hi]; dw
-        (n,). None when the family is not affine."""
+        """The per-pulse map packed for the CPU kernels (pulses/numba_kernels.py), cached per
+        (shape, dtype): numpy arrays coef (n, 4), bounds (n, 2) = [lo, hi], dw (n,), the shape
+        code and the shape parameters gp (n, 2) = [gamma, norm]. Affine families (code 0):
+        coef = [cu0, cu1, -cd0, -cd1], a pulse of polarity k (0 up, 1 down) is
+        w <- clamp(w + eta (coef[2k] + coef[2k+1] w)); power / exponential families (codes 1, 2):
+        coef = [s_up, c_up, s_down, c_down] (:meth:`shaped_pulse_coefficients`). None when the
+        family has neither map."""
         def make():
             affine = self.affine_pulse_coefficients(shape, dtype, torch.device("cpu"))
-            if affine is None:
-                return None
-            cu0, cu1, cd0, cd1, lo, hi, dw = affine
-            return (torch.stack([cu0, cu1, -cd0, -cd1], 1).contiguous().numpy(),
-                    torch.stack([lo, hi], 1).contiguous().numpy(), dw.contiguous().numpy())
+            if affine is not None:
+                cu0, cu1, cd0, cd1, lo, hi, dw = affine
+                coef = torch.stack([cu0, cu1, -cd0, -cd1], 1)
+                code, gp = 0, torch.zeros((1, 2), dtype=dtype)
+            else:
+                shaped = self.shaped_pulse_coefficients(shape, dtype, torch.device("cpu"))
+                if shaped is None:
+                    return None
+                code, s_up, c_up, s_down, c_down, gamma, norm, lo, hi, dw = shaped
+                coef = torch.stack([s_up, c_up, s_down, c_down], 1)
+                gp = torch.stack([gamma, norm], 1)
+            return (coef.contiguous().numpy(), torch.stack([lo, hi], 1).contiguous().numpy(),
+                    dw.contiguous().numpy(), int(code), gp.contiguous().numpy())
         return self.derived(("kernel_pulse_coefficients", tuple(shape), dtype), make)
 
     def _flat_columns(self, columns, shape, dtype, device):

@@ -370,6 +370,22 @@ class SoftBounds(Device):
         return d
 
 
+def _power_like_coefficients(dev, cls, code: int, shape, dtype, device):
+    """The kernels' power / exponential map of ``dev`` (:meth:`Device.shaped_pulse_coefficients`):
+    q_plus = h(1 - w / tau), q_minus = h(1 + w / tau), so s_up = dw_min, c_up = -1 / tau,
+    s_down = -dw_min, c_down = 1 / tau; None for subclasses that change the responses or the pulse."""
+    if (type(dev).q_plus is not cls.q_plus or type(dev).q_minus is not cls.q_minus
+            or type(dev).apply_pulse is not Device.apply_pulse):
+        return None
+    f64 = torch.float64
+    dw = torch.as_tensor(dev.dw_min, dtype=f64)
+    tau = torch.as_tensor(dev.tau, dtype=f64)
+    gamma = torch.as_tensor(dev.gamma, dtype=f64)
+    norm = 1.0 / torch.expm1(gamma) if code == 2 else torch.ones_like(gamma)
+    cols = (dw, -1.0 / tau, -dw, 1.0 / tau, gamma, norm, -tau, tau, dw)
+    return (code,) + dev._flat_columns(cols, shape, dtype, device)
+
+
 class Power(Device):
     """Power response: q_plus = (1 - w/tau)^gamma, q_minus = (1 + w/tau)^gamma, range [-tau, tau].
 
@@ -394,6 +410,10 @@ class Power(Device):
 
     def bounds(self):
         return (-self.tau, self.tau)
+
+    def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """h(u) = max(u, 0)^gamma (kernel code 1)."""
+        return _power_like_coefficients(self, Power, 1, shape, dtype, device)
 
     def symmetric_point(self):
         shapes = self._param_shapes()
@@ -431,6 +451,10 @@ class Exponential(Device):
 
     def bounds(self):
         return (-self.tau, self.tau)
+
+    def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """h(u) = expm1(gamma max(u, 0)) / expm1(gamma) (kernel code 2)."""
+        return _power_like_coefficients(self, Exponential, 2, shape, dtype, device)
 
     def symmetric_point(self):
         shapes = self._param_shapes()

@@ -45,12 +45,11 @@ from __future__ import annotations
 
 import argparse
 import copy
-import csv
 import json
-import math
-import os
-import platform
 from pathlib import Path
+
+from .paper_table import budget as paper_budget
+from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv
 
 PAPER = "2602.21321"
 PAPER_STEPS = 240_000  # 40 epochs x 6,000 mini-batches of 10
@@ -235,28 +234,11 @@ def paper_value(method: str, ref_mean: float, ref_std: float) -> str:
 
 # ----------------------------------------------------------------------------- budget and config
 def budget(data: str, steps: int | None = None, epochs: int | None = None, train_samples: int | None = None) -> dict:
-    """Epochs / steps_per_epoch / total steps of a budget: ``steps`` optimizer steps, or ``epochs``
-    full epochs, or (neither) the paper's 240,000 steps. ``lr_step_epochs`` halves the lr every
-    37.5 % of the budget (the artifact's StepLR of 15 epochs of 6,000 steps), 0 for budgets below
-    two epochs."""
-    if steps is not None and epochs is not None:
-        raise ValueError("give --steps or --epochs, not both")
-    n_train = train_samples or TRAIN_SIZES[data]
-    full = n_train // BATCH
-    if epochs is None:
-        steps = PAPER_STEPS if steps is None else int(steps)
-        if steps < 1:
-            raise ValueError(f"--steps must be >= 1, got {steps}")
-        epochs = math.ceil(steps / full)
-        per_epoch = math.ceil(steps / epochs)
-    else:
-        if epochs < 1:
-            raise ValueError(f"--epochs must be >= 1, got {epochs}")
-        per_epoch = full
-    cap = None if per_epoch >= full else per_epoch
-    return {"data": data, "epochs": int(epochs), "steps_per_epoch": cap, "steps": int(epochs * per_epoch),
-            "epoch_steps_full": full, "lr_step_epochs": round(LR_STEP_FRACTION * epochs) if epochs >= 2 else 0,
-            "fraction_of_paper": epochs * per_epoch / PAPER_STEPS}
+    """The budget of a cell (:func:`paper_table.budget`): ``steps`` optimizer steps, or ``epochs``
+    full epochs, or (neither) the paper's 240,000 steps; the lr halves every 37.5 % of it (the
+    artifact's StepLR of 15 epochs of 6,000 steps)."""
+    return paper_budget(data, train_samples or TRAIN_SIZES[data], BATCH, PAPER_STEPS, LR_STEP_FRACTION,
+                        steps=steps, epochs=epochs)
 
 
 def hfo2_device(ref_mean: float, ref_std: float) -> dict:
@@ -308,28 +290,16 @@ def _grid_file(out: Path) -> Path:
 
 def write_grid(out: Path, bud: dict, methods, means, stds, seeds, data_dir) -> dict:
     """Record the grid (merged with an earlier one into the same OUT) and the budget."""
-    out.mkdir(parents=True, exist_ok=True)
     grid = {"budget": bud, "data_dir": data_dir, "methods": list(methods), "means": list(means),
             "stds": list(stds), "seeds": list(seeds)}
-    path = _grid_file(out)
-    if path.exists():
-        old = json.loads(path.read_text())
-        if old["budget"] != bud:
-            raise ValueError(f"{out} holds Table-2 cells of another budget ({old['budget']}); use another --out")
-        grid["methods"] = list(dict.fromkeys(old["methods"] + grid["methods"]))
-        for key in ("means", "stds", "seeds"):
-            grid[key] = sorted(set(old[key]) | set(grid[key]))
-    path.write_text(json.dumps(grid, indent=1) + "\n")
-    return grid
+    return record_grid(_grid_file(out), grid)
 
 
 def run_table(out, methods, means, stds, seeds, bud: dict, data_dir=None, executor: str = "local",
               num_cpus: int | None = None, address: str | None = None, quiet: bool = False) -> list[dict]:
     """Run the unfinished cells (resuming interrupted ones) and write the outputs; returns the rows."""
     from .config import validate
-    from .executors import run_jobs
     from .runner import is_finished
-    from .sweep import run_cell
 
     out = Path(out)
     jobs = []
@@ -344,19 +314,12 @@ def run_table(out, methods, means, stds, seeds, bud: dict, data_dir=None, execut
                         jobs.append((cfg, d))
     write_grid(out, bud, methods, means, stds, seeds, data_dir)
 
-    def done(job, result):
-        if result is not True and not quiet:
-            print(f"cell {job[1]} failed (see its error.txt)", flush=True)
-        rows = write_outputs(out)
-        if not quiet and result is True:
-            row = next((r for r in rows if r["dir"] == job[1].name), None)
-            if row:
-                print(f"{row['method']} mean {row['ref_mean']:g} std {row['ref_std']:g} seed {row['seed']}: "
-                      f"{row['test_accuracy']:.2f} % in {row['wall_time_s']:.0f} s", flush=True)
+    def describe(row):
+        return (f"{row['method']} mean {row['ref_mean']:g} std {row['ref_std']:g} seed {row['seed']}: "
+                f"{row['test_accuracy']:.2f} % in {row['wall_time_s']:.0f} s")
 
-    run_jobs(jobs, run_cell, executor=executor, on_done=done, address=address, num_cpus=num_cpus, quiet=quiet,
-             desc="table2")
-    return write_outputs(out)
+    return run_cells(jobs, lambda: write_outputs(out), describe, executor=executor, num_cpus=num_cpus,
+                     address=address, quiet=quiet, desc="table2")
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -364,33 +327,8 @@ CSV_FIELDS = ("method", "ref_mean", "ref_std", "seed", "test_accuracy", "paper",
               "programming_writes", "wall_time_s", "status", "dir")
 
 
-def _array_pulses(summary: dict) -> dict:
-    """Pulses per array name summed over layers (and tiles) from a summary's pulse table."""
-    totals: dict = {}
-
-    def walk(node):
-        for key, val in node.items():
-            if isinstance(val, dict) and "total" in val and not isinstance(val["total"], dict):
-                totals[key] = totals.get(key, 0) + int(val["total"])
-            elif isinstance(val, dict):
-                walk(val)
-
-    walk(summary.get("pulses", {}))
-    return totals
-
-
-def _programming(summary: dict) -> int:
-    total = 0
-    for layer in summary.get("layers", {}).values():
-        for v in (layer.get("programming_writes") or {}).values() if isinstance(layer, dict) else ():
-            total += int(v) if isinstance(v, (int, float)) else 0
-    return total
-
-
 def collect(out) -> list[dict]:
-    """One row per cell of the grid that has a finished or failed run."""
-    from .runner import SUMMARY, read_metrics
-
+    """One row per cell of the grid that has a finished, partial or failed run."""
     out = Path(out)
     grid = json.loads(_grid_file(out).read_text())
     rows = []
@@ -399,45 +337,15 @@ def collect(out) -> list[dict]:
             for s in grid["stds"]:
                 for method in grid["methods"]:
                     d = cell_dir(out, method, m, s, seed)
-                    base = {"method": method, "ref_mean": m, "ref_std": s, "seed": seed,
-                            "paper": paper_value(method, m, s), "dir": d.name}
-                    summary_path = d / SUMMARY
-                    if summary_path.exists():
-                        summary = json.loads(summary_path.read_text())
-                        pulses = _array_pulses(summary)
-                        rows.append({**base, "test_accuracy": 100.0 * summary["metrics"]["test_accuracy"],
-                                     "steps": summary["steps"], "pulses_W": pulses.get("W", 0),
-                                     "pulses_P": pulses.get("P", 0), "programming_writes": _programming(summary),
-                                     "wall_time_s": summary["wall_time"], "status": "finished"})
-                    elif (d / "error.txt").exists() or read_metrics(d):
-                        metrics = read_metrics(d)
-                        last = metrics[-1] if metrics else {}
-                        rows.append({**base, "test_accuracy": 100.0 * last.get("test_accuracy", float("nan")),
-                                     "steps": last.get("step", 0), "pulses_W": None, "pulses_P": None,
-                                     "programming_writes": None, "wall_time_s": last.get("wall_time", 0.0),
-                                     "status": "failed" if (d / "error.txt").exists() else "partial"})
+                    res = cell_result(d)
+                    if res is None:
+                        continue
+                    pulses = res.pop("pulses")
+                    rows.append({"method": method, "ref_mean": m, "ref_std": s, "seed": seed,
+                                 "paper": paper_value(method, m, s), "dir": d.name, **res,
+                                 "pulses_W": None if pulses is None else pulses.get("W", 0),
+                                 "pulses_P": None if pulses is None else pulses.get("P", 0)})
     return rows
-
-
-def machine() -> str:
-    """CPU model (from /proc/cpuinfo where there is one), logical CPUs, threads per cell."""
-    try:
-        lines = Path("/proc/cpuinfo").read_text().splitlines()
-    except OSError:
-        lines = []
-    model = next((line.split(":", 1)[1].strip() for line in lines if line.startswith("model name")),
-                 platform.processor() or "unknown CPU")
-    return f"{model}, {os.cpu_count()} logical CPUs, torch threads 1 per cell"
-
-
-def _mean_std(vals: list[float]) -> str:
-    """Mean (± sample std over seeds when more than one), as the sweep tables compute it."""
-    from .sweep import _mean_std as mean_std
-
-    if not vals:
-        return "-"
-    mu, sd = mean_std(vals)
-    return f"{mu:.2f}" if len(vals) == 1 else f"{mu:.2f}±{sd:.2f}"
 
 
 def format_markdown(rows: list[dict], grid: dict) -> str:
@@ -477,7 +385,7 @@ def format_markdown(rows: list[dict], grid: dict) -> str:
                 pp = sum(r["pulses_P"] for r in cell) / n
                 wall = sum(r["wall_time_s"] for r in cell) / n
                 lines.append(
-                    f"| {m:g} | {s:g} | {method} | {_mean_std([r['test_accuracy'] for r in cell])} | "
+                    f"| {m:g} | {s:g} | {method} | {mean_std_text([r['test_accuracy'] for r in cell])} | "
                     f"{paper_value(method, m, s) or '-'} | {cell[0]['steps']:,} | {pw:,.0f} | {pp:,.0f} | {wall:.0f} |")
     return "\n".join(lines) + "\n"
 
@@ -487,11 +395,7 @@ def write_outputs(out) -> list[dict]:
     out = Path(out)
     grid = json.loads(_grid_file(out).read_text())
     rows = collect(out)
-    with open(out / "table2.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
-        writer.writeheader()
-        for r in rows:
-            writer.writerow({k: (f"{r[k]:.4f}" if isinstance(r[k], float) else r[k]) for k in CSV_FIELDS})
+    write_csv(out / "table2.csv", rows, CSV_FIELDS)
     (out / "table2.md").write_text(format_markdown(rows, grid))
     return rows
 

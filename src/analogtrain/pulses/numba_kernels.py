@@ -15,10 +15,12 @@ Stochastic update (:func:`stochastic_update`, aihwkit STOCHASTIC_COMPRESSED, the
 BL_b and line probabilities p_x, p_d (BL and update management); per slot each input line
 fires with p_x, each output line with p_d, and every coincidence (j, i) is one pulse of
 polarity -sign(x_i d_j) on element (j, i), pulses of a slot applied together (a slot never
-hits an element twice), slots in sequence. A pulse is the family's affine per-pulse map
-(:meth:`~analogtrain.devices.Device.affine_pulse_coefficients`):
+hits an element twice), slots in sequence. A pulse is the family's per-pulse map
+(:meth:`~analogtrain.devices.Device.kernel_pulse_coefficients`), one of three shapes:
 
-    up:   w <- w + eta (cu0 + cu1 w)        down: w <- w - eta (cd0 + cd1 w)
+    affine (SoftBounds, ...):   polarity k: w <- w + eta (a_k + b_k w)
+    power (Power):              polarity k: w <- w + eta s_k max(1 + c_k w, 0)^gamma
+    exponential (Exponential):  polarity k: w <- w + eta s_k expm1(gamma max(1 + c_k w, 0)) / expm1(gamma)
 
 with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added +-dw sigma xi (additive),
 then clamped to [lo, hi].
@@ -55,6 +57,8 @@ ZIG_RATIO = np.append(ZIG_X[1:] / ZIG_X[:-1], 0.0)
 
 #: noise types of the kernels
 NOISE_NONE, NOISE_MULTIPLICATIVE, NOISE_ADDITIVE = 0, 1, 2
+#: response shapes of the kernels' per-pulse map (module docstring)
+SHAPE_AFFINE, SHAPE_POWER, SHAPE_EXPONENTIAL = 0, 1, 2
 
 _warned = False
 
@@ -148,11 +152,24 @@ if numba is not None:
         return out
 
     @njit(cache=True, inline="always")
-    def _pulse_train(v, m, a0, a1, lo, hi, dw, noise_type, sigma, s, zx, zratio, zr):
-        """m pulses of one polarity on one element from state v: each steps by a0 + a1 v, times
-        1 + sigma xi (multiplicative noise) or plus dw sigma xi (additive), then clamps."""
+    def _step(shape, a0, a1, v, gp, e):
+        """The noise-free step of one pulse at state v (module docstring): a0 + a1 v (affine),
+        a0 max(1 + a1 v, 0)^gamma (power), a0 expm1(gamma max(1 + a1 v, 0)) / expm1(gamma)."""
+        if shape == 0:
+            return a0 + a1 * v
+        u = 1.0 + a1 * v
+        if u <= 0.0:
+            return 0.0 * a0
+        if shape == 1:
+            return a0 * u ** gp[e, 0]
+        return a0 * np.expm1(gp[e, 0] * u) * gp[e, 1]
+
+    @njit(cache=True, inline="always")
+    def _pulse_train(v, m, shape, a0, a1, gp, e, lo, hi, dw, noise_type, sigma, s, zx, zratio, zr):
+        """m pulses of one polarity on element e from state v: each steps by the map's step at
+        v, times 1 + sigma xi (multiplicative noise) or plus dw sigma xi (additive), then clamps."""
         for _p in range(m):
-            step = a0 + a1 * v
+            step = _step(shape, a0, a1, v, gp, e)
             if noise_type == 1:
                 step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
             elif noise_type == 2:
@@ -197,7 +214,7 @@ if numba is not None:
 
     @njit(cache=True)
     def _stochastic_update(w, x, d, lr, dw_nominal, bit_length, bl_management, update_management,
-                           coef, bounds, dwe, noise_type, sigma, seed, touched, mark):
+                           coef, bounds, dwe, shape, gp, noise_type, sigma, seed, touched, mark):
         s = _seed_state(seed)
         n_b, n_in = x.shape
         n_out = d.shape[1]
@@ -247,15 +264,15 @@ if numba is not None:
                         e = base + x_fire[q]
                         down = x_down[x_fire[q]] ^ d_neg
                         n_down += down
-                        w[e] = _pulse_train(w[e], 1, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0],
-                                            bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
+                        w[e] = _pulse_train(w[e], 1, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e,
+                                            bounds[e, 0], bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
                         if mark:
                             touched[e] = 1
         return n_pulses - n_down, n_down
 
 
     @njit(cache=True)
-    def _apply_counts(w, counts, coef, bounds, dwe, noise_type, sigma, seed, touched, mark):
+    def _apply_counts(w, counts, coef, bounds, dwe, shape, gp, noise_type, sigma, seed, touched, mark):
         """|counts[e]| pulses of polarity sign(counts[e]) on element e, one after another.
         Returns (up, down, status): status 1 when a count is not a finite integer (nothing is
         written then: the check runs first)."""
@@ -275,39 +292,54 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            w[e] = _pulse_train(w[e], m, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0], bounds[e, 1],
-                                dwe[e], noise_type, sigma, s, zx, zratio, zr)
+            w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
+                                bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
             if mark:
                 touched[e] = 1
         return n_up, n_down, 0
 
 
     @njit(cache=True, fastmath={"reassoc", "contract"})
-    def _expected_update(w, delta, coef, bounds, dwe, touched, mark):
-        """The expected (compact-model) update of an affine family in one pass (2502.06309
-        eq. 5): with n = |dW_e| / dw_e pulses' worth and k = 1 (down) for dW_e < 0,
-        w <- clamp(w + n (coef[2k] + coef[2k+1] w)) = w + dW q_+-(w); returns the sums of n
-        per direction (the expected pulse counts). Branch-free, so LLVM vectorises it; dW = 0
+    def _expected_update(w, delta, coef, bounds, dwe, shape, gp, touched, mark):
+        """The expected (compact-model) update in one pass (2502.06309 eq. 5): with
+        n = |dW_e| / dw_e pulses' worth and k = 1 (down) for dW_e < 0,
+        w <- clamp(w + n step_k(w)) = w + dW q_+-(w); returns the sums of n per direction (the
+        expected pulse counts). The affine loop is branch-free, so LLVM vectorises it; dW = 0
         leaves w exactly as it is (n = 0)."""
         n_up = 0.0
         n_down = 0.0
-        for e in range(w.shape[0]):
-            dw = delta[e]
-            down = dw < 0.0
-            n = abs(dw) / dwe[e]
-            a0 = coef[e, 2] if down else coef[e, 0]
-            a1 = coef[e, 3] if down else coef[e, 1]
-            v = w[e]
-            w[e] = min(max(v + n * (a0 + a1 * v), bounds[e, 0]), bounds[e, 1])
-            n_down += n if down else 0.0
-            n_up += 0.0 if down else n
+        if shape == 0:
+            for e in range(w.shape[0]):
+                dw = delta[e]
+                down = dw < 0.0
+                n = abs(dw) / dwe[e]
+                a0 = coef[e, 2] if down else coef[e, 0]
+                a1 = coef[e, 3] if down else coef[e, 1]
+                v = w[e]
+                w[e] = min(max(v + n * (a0 + a1 * v), bounds[e, 0]), bounds[e, 1])
+                n_down += n if down else 0.0
+                n_up += 0.0 if down else n
+        else:
+            for e in range(w.shape[0]):
+                dw = delta[e]
+                if dw == 0.0:
+                    continue
+                k = 1 if dw < 0.0 else 0
+                n = abs(dw) / dwe[e]
+                v = w[e]
+                w[e] = min(max(v + n * _step(shape, coef[e, 2 * k], coef[e, 2 * k + 1], v, gp, e), bounds[e, 0]),
+                           bounds[e, 1])
+                if k:
+                    n_down += n
+                else:
+                    n_up += n
         if mark:
             for e in range(w.shape[0]):
                 touched[e] = delta[e] != 0.0
         return n_up, n_down
 
     @njit(cache=True)
-    def _apply_counts_at(w, elements, counts, coef, bounds, dwe, noise_type, sigma, seed):
+    def _apply_counts_at(w, elements, counts, coef, bounds, dwe, shape, gp, noise_type, sigma, seed):
         """As :func:`_apply_counts` on the flat elements ``elements`` (distinct) with their
         counts; returns (up, down, status)."""
         if not _counts_are_integers(counts):
@@ -327,8 +359,8 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            w[e] = _pulse_train(w[e], m, coef[e, 2 * down], coef[e, 2 * down + 1], bounds[e, 0], bounds[e, 1],
-                                dwe[e], noise_type, sigma, s, zx, zratio, zr)
+            w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
+                                bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
         return n_up, n_down, 0
 
 
@@ -337,8 +369,9 @@ def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: flo
                       need_touched: bool):
     """Run the compiled stochastic update in place on the CPU tensor ``w`` (out, in).
 
-    ``coefficients``: numpy arrays (coef (n, 4) = [up0, up1, down0, down1], bounds (n, 2) = [lo, hi],
-    dw (n,)) of w's dtype, n = w.numel() (:meth:`Device.kernel_pulse_coefficients`).
+    ``coefficients``: the packed per-pulse map (coef (n, 4) = [a_up, b_up, a_down, b_down],
+    bounds (n, 2) = [lo, hi], dw (n,) of w's dtype, n = w.numel(), the shape code and the shape
+    parameters (n, 2) = [gamma, 1 / expm1(gamma)]; :meth:`Device.kernel_pulse_coefficients`).
     Returns (n_up, n_down, touched bool mask or None)."""
     w_np = w.detach().numpy().reshape(-1)  # a view (w is contiguous): flat indexing in the kernel
     x_np = np.ascontiguousarray(x.detach().to(w.dtype).numpy())
@@ -381,7 +414,8 @@ def noise_code(device) -> int:
 
 def kernel_coefficients(w: torch.Tensor, device):
     """The packed per-pulse map of ``device`` when a compiled kernel applies to the state ``w``
-    (CPU, float32/64, contiguous, numba enabled, affine family), else None."""
+    (CPU, float32/64, contiguous, numba enabled, a family with an affine, power or exponential
+    per-pulse map), else None."""
     if (w.device.type != "cpu" or w.dtype not in (torch.float32, torch.float64) or not w.is_contiguous()
             or not kernels_enabled()):
         return None
@@ -389,7 +423,7 @@ def kernel_coefficients(w: torch.Tensor, device):
 
 
 def expected_update(w: torch.Tensor, delta: torch.Tensor, coefficients, need_touched: bool):
-    """The expected update w <- clamp(w + dW q_+-(w)) of an affine family in place on the CPU
+    """The expected update w <- clamp(w + dW q_+-(w)) of a kernel family in place on the CPU
     tensor ``w`` (compiled form of :class:`~analogtrain.pulses.ExpectedEngine`'s update).
     Returns (expected up count, expected down count, touched mask or None)."""
     w_np = w.detach().numpy().reshape(-1)
