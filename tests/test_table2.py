@@ -133,3 +133,41 @@ def test_paper_budget_cell_writes_pulses_to_w(method, tmp_path):
     pulses = table2.cell_result(tmp_path / "cell")["pulses"]
     assert pulses["W"] > 0, f"{method} wrote no pulse to W in 60,000 steps"
     assert pulses["P"] > pulses["W"]
+
+
+# ----------------------------------------------------------------------------- Table 1 (LeNet-5)
+@pytest.mark.parametrize("method", ["TT-v2", "AGAD", "E-RIDER", "Analog SGD"])
+def test_table1_cells_are_lenet_with_table3_step_sizes(method):
+    from analogtrain.experiments import table1
+
+    cfg = validate(table2.cell_config(method, 0.2, 0.3, table=table1.TABLE1))
+    assert cfg["task"]["name"] == "mnist_lenet" and cfg["task"]["pool_tanh"] is True
+    assert cfg["train"]["batch_size"] == 8 and cfg["train"]["lr_step_factor"] == 0.1
+    assert cfg["train"]["lr_step_epochs"] == 360  # x0.1 after 60 % of 600 epochs of the subset
+    alg = cfg["algorithm"]
+    expected = {"TT-v2": (0.005, 0.005, 0.005), "AGAD": (0.01, 0.2, 0.05), "E-RIDER": (0.5, 0.05, 0.05)}
+    if method in expected:
+        assert (alg["fast_lr"], alg["transfer_lr"], cfg["train"]["lr"]) == expected[method]
+        assert cfg["mapping"]["weight_scaling_omega"] == 0.3
+    assert cfg["device"]["reference_mean"] == 0.2 and cfg["device"]["reference_std"] == 0.3
+    # Table 2's settings are untouched by Table 1's
+    assert table2.METHODS["AGAD"]["algorithm"]["fast_lr"] == 0.05 and "task" not in table2.METHODS["AGAD"]
+
+
+def test_table1_budget_paper_values_and_a_two_step_run(tmp_path):
+    from analogtrain.experiments import table1
+
+    bud = table2.budget("mnist_subset", table=table1.TABLE1)
+    assert (bud["epochs"], bud["steps"]) == (600, 300_000)
+    assert table2.budget("fashion_mnist", table=table1.TABLE1)["lr_step_epochs"] == 24
+    assert table2.paper_value("E-RIDER", 0.3, 0.05, table1.TABLE1) == "92.45±1.9"
+    assert table2.paper_value("TT-v2", 0.4, 1.0, table1.TABLE1) == "67.08±1.6"
+    out = tmp_path / "t1"
+    assert table1.main(["--out", str(out), "--steps", "2", "--methods", "AGAD", "--means", "0", "--stds", "0.05",
+                        "--quiet"]) == 0
+    with open(out / "table1.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert row["method"] == "AGAD" and row["paper"] == "90.81±0.2" and int(row["steps"]) == 2
+    md = (out / "table1.md").read_text()
+    assert "Table 1 of 2602.21321 (LeNet-5, batch 8)" in md and "of the paper's 300,000" in md
+    assert not (out / "table2.json").exists() and (out / "table1.json").exists()

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from .paper_table import budget as paper_budget
@@ -222,10 +223,38 @@ _TABLE2 = {  # Ref Mean -> method -> (mean, std) per Ref Std in _STDS (digest sp
 PAPER_ROW = {"TT-v2": "TT-v2", "AGAD": "AGAD", "E-RIDER": "E-RIDER", "E-RIDER (theory)": "E-RIDER"}
 
 
-def paper_value(method: str, ref_mean: float, ref_std: float) -> str:
-    """The paper's Table 2 entry ("95.45±0.2") for the cell, or "" (not in the paper)."""
+@dataclass(frozen=True)
+class SPTable:
+    """One accuracy table of 2602.21321 (Table 2: FCN; Table 1: LeNet-5, experiments/table1.py):
+    the network and its batch, the paper's budget and the artifact's lr schedule, the methods'
+    settings and the paper's values. ``key`` names the command and its output files."""
+
+    key: str
+    label: str
+    net: str
+    task: str
+    batch: int
+    paper_epoch_steps: int     # mini-batches per epoch of full MNIST
+    lr_step_fraction: float    # StepLR period as a fraction of the budget
+    lr_step_factor: float
+    methods: dict
+    paper: dict                # Ref Mean -> method -> "mean±std" per Ref Std in _STDS
+
+    @property
+    def paper_steps(self) -> int:
+        return PAPER_EPOCHS * self.paper_epoch_steps
+
+
+#: Table 2: 40 epochs of 6,000 mini-batches of 10; the FCN script's StepLR(15 epochs, x0.5)
+TABLE2 = SPTable(key="table2", label="Table 2", net="FCN 784-256-128-10, batch 10", task="mnist_fcn", batch=BATCH,
+                 paper_epoch_steps=6000, lr_step_fraction=LR_STEP_FRACTION, lr_step_factor=0.5, methods=METHODS,
+                 paper=_TABLE2)
+
+
+def paper_value(method: str, ref_mean: float, ref_std: float, table: SPTable = TABLE2) -> str:
+    """The paper's entry ("95.45±0.2") of the table for the cell, or "" (not in the paper)."""
     row = PAPER_ROW.get(method)
-    means = {round(k, 6): v for k, v in _TABLE2.items()}
+    means = {round(k, 6): v for k, v in table.paper.items()}
     stds = [round(s, 6) for s in _STDS]
     if row is None or round(ref_mean, 6) not in means or round(ref_std, 6) not in stds:
         return ""
@@ -233,12 +262,13 @@ def paper_value(method: str, ref_mean: float, ref_std: float) -> str:
 
 
 # ----------------------------------------------------------------------------- budget and config
-def budget(data: str, steps: int | None = None, epochs: int | None = None, train_samples: int | None = None) -> dict:
+def budget(data: str, steps: int | None = None, epochs: int | None = None, train_samples: int | None = None,
+           table: SPTable = TABLE2) -> dict:
     """The budget of a cell (:func:`paper_table.budget`): ``steps`` optimizer steps, or ``epochs``
-    full epochs, or (neither) the paper's 240,000 steps; the lr halves every 37.5 % of it (the
-    artifact's StepLR of 15 epochs of 6,000 steps)."""
-    return paper_budget(data, train_samples or TRAIN_SIZES[data], BATCH, PAPER_STEPS, LR_STEP_FRACTION,
-                        steps=steps, epochs=epochs)
+    full epochs, or (neither) the paper's 40 epochs of full MNIST (Table 2: 240,000 steps); the lr
+    steps at the artifact's fraction of it (Table 2: halved every 37.5 %)."""
+    return paper_budget(data, train_samples or TRAIN_SIZES[data], table.batch, table.paper_steps,
+                        table.lr_step_fraction, steps=steps, epochs=epochs)
 
 
 def hfo2_device(ref_mean: float, ref_std: float) -> dict:
@@ -252,13 +282,14 @@ def hfo2_device(ref_mean: float, ref_std: float) -> dict:
 
 
 def cell_config(method: str, ref_mean: float, ref_std: float, seed: int = 0, bud: dict | None = None,
-                data_dir: str | None = None, threads: int | None = 1) -> dict:
-    """The run config of one Table-2 cell at the paper's settings (module docstring)."""
-    if method not in METHODS:
-        raise ValueError(f"unknown method {method!r}; available: {list(METHODS)}")
-    spec = METHODS[method]
-    bud = bud or budget("mnist_subset")
-    task = {"name": "mnist_fcn", "dataset": bud["data"], "normalize": False}  # [FCN] ToTensor() only
+                data_dir: str | None = None, threads: int | None = 1, table: SPTable = TABLE2) -> dict:
+    """The run config of one cell of ``table`` at the paper's settings (module docstring)."""
+    if method not in table.methods:
+        raise ValueError(f"unknown method {method!r}; available: {list(table.methods)}")
+    spec = table.methods[method]
+    bud = bud or budget("mnist_subset", table=table)
+    task = {"name": table.task, "dataset": bud["data"], "normalize": False,  # [FCN] ToTensor() only
+            **spec.get("task", {})}
     if bud["data"] != "mnist_subset":
         task["data_dir"] = data_dir
     return {
@@ -271,9 +302,10 @@ def cell_config(method: str, ref_mean: float, ref_std: float, seed: int = 0, bud
         "mapping": {"preset": "aihwkit", "weight_scaling_omega": spec["omega"], "weight_scaling_columnwise": True,
                     "learn_out_scaling": True},
         "train": {"epochs": bud["epochs"], "steps_per_epoch": bud["steps_per_epoch"], "lr": spec["lr"],
-                  "batch_size": BATCH, "seed": int(seed), "lr_step_epochs": bud["lr_step_epochs"],
-                  "lr_step_factor": 0.5, "eval_at_start": False, "checkpoint": True, "threads": threads},
-        "meta": {"paper": f"{PAPER} Table 2", "method": method, "ref_mean": float(ref_mean),
+                  "batch_size": table.batch, "seed": int(seed), "lr_step_epochs": bud["lr_step_epochs"],
+                  "lr_step_factor": table.lr_step_factor, "eval_at_start": False, "checkpoint": True,
+                  "threads": threads},
+        "meta": {"paper": f"{PAPER} {table.label}", "method": method, "ref_mean": float(ref_mean),
                  "ref_std": float(ref_std)},
     }
 
@@ -284,19 +316,20 @@ def cell_dir(out, method: str, ref_mean: float, ref_std: float, seed: int) -> Pa
 
 
 # ----------------------------------------------------------------------------- running
-def _grid_file(out: Path) -> Path:
-    return out / "table2.json"
+def _grid_file(out: Path, table: SPTable = TABLE2) -> Path:
+    return Path(out) / f"{table.key}.json"
 
 
-def write_grid(out: Path, bud: dict, methods, means, stds, seeds, data_dir) -> dict:
+def write_grid(out: Path, bud: dict, methods, means, stds, seeds, data_dir, table: SPTable = TABLE2) -> dict:
     """Record the grid (merged with an earlier one into the same OUT) and the budget."""
     grid = {"budget": bud, "data_dir": data_dir, "methods": list(methods), "means": list(means),
             "stds": list(stds), "seeds": list(seeds)}
-    return record_grid(_grid_file(out), grid)
+    return record_grid(_grid_file(out, table), grid)
 
 
 def run_table(out, methods, means, stds, seeds, bud: dict, data_dir=None, executor: str = "local",
-              num_cpus: int | None = None, address: str | None = None, quiet: bool = False) -> list[dict]:
+              num_cpus: int | None = None, address: str | None = None, quiet: bool = False,
+              table: SPTable = TABLE2) -> list[dict]:
     """Run the unfinished cells (resuming interrupted ones) and write the outputs; returns the rows."""
     from .config import validate
     from .runner import is_finished
@@ -307,19 +340,19 @@ def run_table(out, methods, means, stds, seeds, bud: dict, data_dir=None, execut
         for m in means:
             for s in stds:
                 for method in methods:
-                    cfg = cell_config(method, m, s, seed, bud, data_dir)
+                    cfg = cell_config(method, m, s, seed, bud, data_dir, table=table)
                     validate(cfg)  # every cell's config is checked before the first run
                     d = cell_dir(out, method, m, s, seed)
                     if not is_finished(d):
                         jobs.append((cfg, d))
-    write_grid(out, bud, methods, means, stds, seeds, data_dir)
+    write_grid(out, bud, methods, means, stds, seeds, data_dir, table)
 
     def describe(row):
         return (f"{row['method']} mean {row['ref_mean']:g} std {row['ref_std']:g} seed {row['seed']}: "
                 f"{row['test_accuracy']:.2f} % in {row['wall_time_s']:.0f} s")
 
-    return run_cells(jobs, lambda: write_outputs(out), describe, executor=executor, num_cpus=num_cpus,
-                     address=address, quiet=quiet, desc="table2")
+    return run_cells(jobs, lambda: write_outputs(out, table), describe, executor=executor, num_cpus=num_cpus,
+                     address=address, quiet=quiet, desc=table.key)
 
 
 # ----------------------------------------------------------------------------- outputs
@@ -327,10 +360,10 @@ CSV_FIELDS = ("method", "ref_mean", "ref_std", "seed", "test_accuracy", "paper",
               "programming_writes", "wall_time_s", "status", "dir")
 
 
-def collect(out) -> list[dict]:
+def collect(out, table: SPTable = TABLE2) -> list[dict]:
     """One row per cell of the grid that has a finished, partial or failed run."""
     out = Path(out)
-    grid = json.loads(_grid_file(out).read_text())
+    grid = json.loads(_grid_file(out, table).read_text())
     rows = []
     for seed in grid["seeds"]:
         for m in grid["means"]:
@@ -342,27 +375,28 @@ def collect(out) -> list[dict]:
                         continue
                     pulses = res.pop("pulses")
                     rows.append({"method": method, "ref_mean": m, "ref_std": s, "seed": seed,
-                                 "paper": paper_value(method, m, s), "dir": d.name, **res,
+                                 "paper": paper_value(method, m, s, table), "dir": d.name, **res,
                                  "pulses_W": None if pulses is None else pulses.get("W", 0),
                                  "pulses_P": None if pulses is None else pulses.get("P", 0)})
     return rows
 
 
-def format_markdown(rows: list[dict], grid: dict) -> str:
+def format_markdown(rows: list[dict], grid: dict, table: SPTable = TABLE2) -> str:
     bud = grid["budget"]
     data = {"mnist_subset": "bundled MNIST subset (4,000 train / 1,000 test)",
             "fashion_mnist": "Fashion-MNIST (60,000 / 10,000; the paper's column is MNIST, not comparable)",
             "mnist": "MNIST (60,000 / 10,000)"}[bud["data"]]
     per_epoch = bud["steps_per_epoch"] or bud["epoch_steps_full"]
     lines = [
-        f"Table 2 of {PAPER} (FCN 784-256-128-10, batch 10), measured by `python -m analogtrain.experiments.table2`.",
+        f"{table.label} of {PAPER} ({table.net}), measured by `python -m analogtrain.experiments.{table.key}`.",
         "",
         f"- data: {data}",
         (f"- budget: {bud['steps']:,} steps per cell ({bud['epochs']} epochs x {per_epoch} steps) = "
-        f"{100 * bud['fraction_of_paper']:.2f} % of the paper's {PAPER_STEPS:,} (40 epochs x 6,000); "
-        f"lr halved every {bud['lr_step_epochs'] or '-'} epochs"),
+        f"{100 * bud['fraction_of_paper']:.2f} % of the paper's {table.paper_steps:,} "
+        f"({PAPER_EPOCHS} epochs x {table.paper_epoch_steps:,}); "
+        f"lr x{table.lr_step_factor:g} every {bud['lr_step_epochs'] or '-'} epochs"),
         f"- seeds: {grid['seeds']}; machine: {machine()}",
-        ("- measured: test accuracy (%) after the last epoch (mean±std over seeds when > 1); paper: Table 2, "
+        (f"- measured: test accuracy (%) after the last epoch (mean±std over seeds when > 1); paper: {table.label}, "
         "mean±std of 3 runs after 40 epochs; pulses: device pulses summed over layers and seeds' mean, "
         "W = slow / weight array, P = fast array"),
         "",
@@ -377,7 +411,7 @@ def format_markdown(rows: list[dict], grid: dict) -> str:
                 if not cell:
                     other = [r for r in rows if r["method"] == method and r["ref_mean"] == m and r["ref_std"] == s]
                     status = other[0]["status"] if other else "not run"
-                    lines.append(f"| {m:g} | {s:g} | {method} | ({status}) | {paper_value(method, m, s) or '-'} "
+                    lines.append(f"| {m:g} | {s:g} | {method} | ({status}) | {paper_value(method, m, s, table) or '-'} "
                                  f"| | | | |")
                     continue
                 n = len(cell)
@@ -386,24 +420,24 @@ def format_markdown(rows: list[dict], grid: dict) -> str:
                 wall = sum(r["wall_time_s"] for r in cell) / n
                 lines.append(
                     f"| {m:g} | {s:g} | {method} | {mean_std_text([r['test_accuracy'] for r in cell])} | "
-                    f"{paper_value(method, m, s) or '-'} | {cell[0]['steps']:,} | {pw:,.0f} | {pp:,.0f} | {wall:.0f} |")
+                    f"{paper_value(method, m, s, table) or '-'} | {cell[0]['steps']:,} | {pw:,.0f} | {pp:,.0f} | {wall:.0f} |")
     return "\n".join(lines) + "\n"
 
 
-def write_outputs(out) -> list[dict]:
-    """Rewrite OUT/table2.csv and OUT/table2.md from the run directories; returns the rows."""
+def write_outputs(out, table: SPTable = TABLE2) -> list[dict]:
+    """Rewrite OUT/<key>.csv and OUT/<key>.md from the run directories; returns the rows."""
     out = Path(out)
-    grid = json.loads(_grid_file(out).read_text())
-    rows = collect(out)
-    write_csv(out / "table2.csv", rows, CSV_FIELDS)
-    (out / "table2.md").write_text(format_markdown(rows, grid))
+    grid = json.loads(_grid_file(out, table).read_text())
+    rows = collect(out, table)
+    write_csv(out / f"{table.key}.csv", rows, CSV_FIELDS)
+    (out / f"{table.key}.md").write_text(format_markdown(rows, grid, table))
     return rows
 
 
 # ----------------------------------------------------------------------------- command line
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=f"Table 2 of {PAPER} at the paper's settings (resumable)")
-    parser.add_argument("--out", default="runs/table2")
+def main(argv=None, table: SPTable = TABLE2) -> int:
+    parser = argparse.ArgumentParser(description=f"{table.label} of {PAPER} at the paper's settings (resumable)")
+    parser.add_argument("--out", default=f"runs/{table.key}")
     parser.add_argument("--data", choices=["mnist_subset", "fashion_mnist"], default="mnist_subset")
     parser.add_argument("--data-dir", default=None, help="directory of the Fashion-MNIST IDX files")
     group = parser.add_mutually_exclusive_group()
@@ -411,26 +445,28 @@ def main(argv=None) -> int:
     group.add_argument("--epochs", type=int, default=None, help="full epochs per cell")
     parser.add_argument("--means", type=float, nargs="+", default=[0.0, 0.3])
     parser.add_argument("--stds", type=float, nargs="+", default=[0.05, 0.3])
-    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--methods", nargs="+", default=list(table.methods), choices=list(table.methods))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0])
     parser.add_argument("--executor", choices=["local", "ray"], default="local")
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (ray only)")
     parser.add_argument("--address", default=None, help="Ray cluster address (ray only)")
-    parser.add_argument("--table", action="store_true", help="only rebuild table2.csv / table2.md from finished cells")
+    parser.add_argument("--table", action="store_true",
+                        help=f"only rebuild {table.key}.csv / {table.key}.md from finished cells")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.table:
-        if not _grid_file(out).exists():
-            parser.error(f"{out} holds no Table-2 run ({_grid_file(out).name} missing)")
-        rows = write_outputs(out)
+        if not _grid_file(out, table).exists():
+            parser.error(f"{out} holds no {table.label} run ({_grid_file(out, table).name} missing)")
+        rows = write_outputs(out, table)
     else:
         if args.data != "mnist_subset" and not args.data_dir:
             parser.error("--data fashion_mnist needs --data-dir (the directory of the IDX files)")
-        bud = budget(args.data, args.steps, args.epochs)
+        bud = budget(args.data, args.steps, args.epochs, table=table)
         rows = run_table(out, args.methods, args.means, args.stds, args.seeds, bud, args.data_dir,
-                         executor=args.executor, num_cpus=args.num_cpus, address=args.address, quiet=args.quiet)
-    print((out / "table2.md").read_text())
+                         executor=args.executor, num_cpus=args.num_cpus, address=args.address, quiet=args.quiet,
+                         table=table)
+    print((out / f"{table.key}.md").read_text())
     failed = [r["dir"] for r in rows if r["status"] == "failed"]
     if failed:
         print(f"failed cells (see error.txt): {failed}")

@@ -361,8 +361,12 @@ class MnistLeNet(ClassificationTask):
     """LeNet-5 style CNN, tanh (2502.06309 App. K.3): conv 5x5x16 -> maxpool 2 -> conv 5x5x32 ->
     maxpool 2 -> FC 512->128 (tanh) -> FC 128->10, log-softmax + NLL, batch 8.
 
-    Layer names: ``conv1``, ``conv2``, ``fc1``, ``fc2``.
+    Layer names: ``conv1``, ``conv2``, ``fc1``, ``fc2``. ``pool_tanh = true`` applies tanh once
+    more after the second pooling, as 2602.21321's LeNet script (E-RIDER artifact,
+    NeurIPS-2025/S2-mnist-CNN.py) does.
     """
+
+    pool_tanh: bool = False
 
     default_batch_size = 8
 
@@ -370,6 +374,7 @@ class MnistLeNet(ClassificationTask):
         super().__post_init__()
         _check(self.dataset in ("mnist_subset", "mnist", "fashion_mnist"),
                f"task.dataset of mnist_lenet must be an MNIST-format dataset, got {self.dataset!r}")
+        _check(isinstance(self.pool_tanh, bool), f"task.pool_tanh must be true or false, got {self.pool_tanh!r}")
 
     def build_model(self, seed):
         with torch.random.fork_rng(devices=[]):
@@ -380,6 +385,7 @@ class MnistLeNet(ClassificationTask):
         return nn.Sequential(OrderedDict(
             conv1=nn.Conv2d(1, 16, 5), act1=nn.Tanh(), pool1=nn.MaxPool2d(2),
             conv2=nn.Conv2d(16, 32, 5), act2=nn.Tanh(), pool2=nn.MaxPool2d(2),
+            **({"pool_act": nn.Tanh()} if self.pool_tanh else {}),
             flatten=nn.Flatten(),
             fc1=nn.Linear(512, 128), act3=nn.Tanh(),
             fc2=nn.Linear(128, 10),
