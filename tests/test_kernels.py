@@ -14,6 +14,7 @@ import pytest
 import torch
 
 import analogtrain as at
+from analogtrain.devices.aihwkit_presets import aihwkit_preset
 from analogtrain.pulses import StochasticEngine
 from analogtrain.pulses import numba_kernels as nk
 
@@ -33,6 +34,12 @@ DEVICES = {
     "power_sqrt": lambda: at.devices.Power(gamma=0.5, tau=0.3, dw_min=0.02),
     "exponential_add": lambda: at.devices.Exponential(gamma=1.5, tau=0.5, dw_min=0.02, cycle_noise=0.5,
                                                       device_to_device={"tau": 0.1, "gamma": 0.2}),
+    # aihwkit LinearStep with additive noise scaled per polarity (update_once_add), and the
+    # HfO2 preset of 2602.21321 (SoftBoundsReference: additive noise, write noise, 4.3 states)
+    "linearstep_add": lambda: at.devices.LinearStep(gamma_up=0.5, gamma_down=0.3, mult_noise=False, dw_min=0.02,
+                                                    dw_min_std=0.4, up_down=0.3, up_down_dtod=0.05, w_max=0.6,
+                                                    w_min=-0.6),
+    "hfo2": lambda: aihwkit_preset("ReRamArrayHfO2", dw_min=0.1),
 }
 
 
@@ -52,8 +59,13 @@ def test_every_device_here_has_a_kernel_map(name):
     assert packed is not None
     code = {"power": nk.SHAPE_POWER, "exponential": nk.SHAPE_EXPONENTIAL}.get(name.split("_")[0], nk.SHAPE_AFFINE)
     assert packed[3] == code
-    coef, bounds, dw, _, gp = packed
+    coef, bounds, dw, _, gp, na = packed
     assert coef.shape == (12, 4) and bounds.shape == (12, 2) and dw.shape == (12,)
+    if name in ("linearstep_add", "hfo2"):  # additive noise dw sigma scale_s xi (aihwkit update_once_add)
+        np.testing.assert_allclose(na[:, 0], device.scale_up.reshape(-1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(na[:, 1], device.scale_down.reshape(-1).numpy(), rtol=1e-6)
+    else:
+        assert na.shape == (1, 2) and (na == 1).all()
     if code != nk.SHAPE_AFFINE:  # s_up = dw, c_up = -1 / tau, s_down = -dw, c_down = 1 / tau, bounds +-tau
         np.testing.assert_allclose(coef[:, 0], dw, rtol=1e-6)
         np.testing.assert_allclose(coef[:, 2], -dw, rtol=1e-6)
@@ -196,7 +208,8 @@ def test_layer_resume_is_bit_identical_with_the_kernel():
     assert torch.equal(a.weight, b.weight)
 
 
-@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "power_mult", "exponential_add"])
+@pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "power_mult", "exponential_add",
+                                  "linearstep_add"])
 def test_spread_check_detects_dropped_noise(name, monkeypatch):
     """The variance comparison above can fail: a kernel that drops the cycle-to-cycle noise
     (the mean is unchanged) is caught by it on every noisy preset."""

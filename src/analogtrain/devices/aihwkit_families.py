@@ -429,9 +429,9 @@ class LinearStep(AihwkitPulsedDevice):
 
     def affine_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
         """dw_min q_plus = dw su - dw su (gamma_up / ref_up) w, dw_min q_minus likewise (the
-        compiled kernels; multiplicative or no cycle noise only, None for additive)."""
-        if (self.cycle_noise > 0 and not self.mult_noise) or type(self)._shape_up is not LinearStep._shape_up \
-                or type(self)._shape_down is not LinearStep._shape_down:
+        compiled kernels; additive noise scaled per polarity by :meth:`additive_noise_scales`)."""
+        if (type(self)._shape_up is not LinearStep._shape_up or type(self)._shape_down is not LinearStep._shape_down
+                or type(self).apply_pulse is not LinearStep.apply_pulse):
             return None
         f64 = torch.float64
         dw = torch.as_tensor(self.dw_min, dtype=f64)
@@ -439,6 +439,12 @@ class LinearStep(AihwkitPulsedDevice):
         ku, kd = (torch.as_tensor(k, dtype=f64) for k in self._slopes())
         return self._flat_columns((dw * su, -dw * su * ku, dw * sd, -dw * sd * kd, self.w_min, self.w_max, dw),
                                   shape, dtype, device)
+
+    def additive_noise_scales(self, shape, dtype=torch.float32, device=None):
+        """aihwkit ``update_once_add``: the additive noise of a pulse is dw_min scale_s dw_min_std xi."""
+        if self.mult_noise:
+            return None
+        return self.scale_up, self.scale_down
 
     def symmetric_point(self):
         """G = 0 of the affine responses: w* = (su - sd) / (su k_up - sd k_down), k = gamma / ref,

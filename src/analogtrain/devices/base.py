@@ -289,10 +289,15 @@ class Device:
         (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
         for other families (the torch engine runs then, or the affine map when there is one)."""
 
+    def additive_noise_scales(self, shape, dtype=torch.float32, device=None):
+        """Per-polarity factors (up, down; flat tensors or floats) of the additive cycle noise
+        dw_min sigma xi in the compiled kernels; None: 1 for both (:meth:`apply_pulse`)."""
+
     def kernel_pulse_coefficients(self, shape, dtype=torch.float32):
         """The per-pulse map packed for the CPU kernels (pulses/numba_kernels.py), cached per
         (shape, dtype): numpy arrays coef (n, 4), bounds (n, 2) = [lo, hi], dw (n,), the shape
-        code and the shape parameters gp (n, 2) = [gamma, norm]. Affine families (code 0):
+        code, the shape parameters gp (n, 2) = [gamma, norm] and the additive-noise scales
+        na (n or 1, 2) = [up, down] (:meth:`additive_noise_scales`). Affine families (code 0):
         coef = [cu0, cu1, -cd0, -cd1], a pulse of polarity k (0 up, 1 down) is
         w <- clamp(w + eta (coef[2k] + coef[2k+1] w)); power / exponential families (codes 1, 2):
         coef = [s_up, c_up, s_down, c_down] (:meth:`shaped_pulse_coefficients`). None when the
@@ -310,8 +315,13 @@ class Device:
                 code, s_up, c_up, s_down, c_down, gamma, norm, lo, hi, dw = shaped
                 coef = torch.stack([s_up, c_up, s_down, c_down], 1)
                 gp = torch.stack([gamma, norm], 1)
+            scales = self.additive_noise_scales(shape, dtype, torch.device("cpu"))
+            if scales is None:
+                na = torch.ones((1, 2), dtype=dtype)
+            else:
+                na = torch.stack(self._flat_columns(scales, shape, dtype, torch.device("cpu")), 1)
             return (coef.contiguous().numpy(), torch.stack([lo, hi], 1).contiguous().numpy(),
-                    dw.contiguous().numpy(), int(code), gp.contiguous().numpy())
+                    dw.contiguous().numpy(), int(code), gp.contiguous().numpy(), na.contiguous().numpy())
         return self.derived(("kernel_pulse_coefficients", tuple(shape), dtype), make)
 
     def _flat_columns(self, columns, shape, dtype, device):

@@ -22,8 +22,8 @@ hits an element twice), slots in sequence. A pulse is the family's per-pulse map
     power (Power):              polarity k: w <- w + eta s_k max(1 + c_k w, 0)^gamma
     exponential (Exponential):  polarity k: w <- w + eta s_k expm1(gamma max(1 + c_k w, 0)) / expm1(gamma)
 
-with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added +-dw sigma xi (additive),
-then clamped to [lo, hi].
+with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added dw sigma n_k xi (additive;
+n_k = 1, or aihwkit LinearStep's scale_up / scale_down), then clamped to [lo, hi].
 """
 
 from __future__ import annotations
@@ -165,15 +165,20 @@ if numba is not None:
         return a0 * np.expm1(gp[e, 0] * u) * gp[e, 1]
 
     @njit(cache=True, inline="always")
-    def _pulse_train(v, m, shape, a0, a1, gp, e, lo, hi, dw, noise_type, sigma, s, zx, zratio, zr):
+    def _noise_scale(na, e, k):
+        """The additive-noise scale of polarity k at element e (na is (1, 2) when it is per polarity only)."""
+        return na[e, k] if na.shape[0] > 1 else na[0, k]
+
+    @njit(cache=True, inline="always")
+    def _pulse_train(v, m, shape, a0, a1, gp, e, lo, hi, dw, nk, noise_type, sigma, s, zx, zratio, zr):
         """m pulses of one polarity on element e from state v: each steps by the map's step at
-        v, times 1 + sigma xi (multiplicative noise) or plus dw sigma xi (additive), then clamps."""
+        v, times 1 + sigma xi (multiplicative noise) or plus dw sigma nk xi (additive), then clamps."""
         for _p in range(m):
             step = _step(shape, a0, a1, v, gp, e)
             if noise_type == 1:
                 step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
             elif noise_type == 2:
-                step += dw * sigma * _normal(s, zx, zratio, zr)
+                step += dw * sigma * nk * _normal(s, zx, zratio, zr)
             v = min(max(v + step, lo), hi)
         return v
 
@@ -194,27 +199,40 @@ if numba is not None:
         return numba.uint64(p * 4294967296.0)
 
     @njit(cache=True, inline="always")
-    def _fire_lines(s, thresholds, n, fired):
-        """Lines k < n fire independently (32 random bits each, two lines per 64-bit draw);
-        the indices of the firing lines go to ``fired`` in order. Returns their number."""
+    def _active_lines(thresholds, active):
+        """The lines that can fire (threshold > 0), in order, into ``active``; returns their number.
+        Lines of probability 0 (zero inputs, e.g. the blank pixels of MNIST) draw no random bits."""
+        n = 0
+        for k in range(thresholds.shape[0]):
+            if thresholds[k] > 0:
+                active[n] = k
+                n += 1
+        return n
+
+    @njit(cache=True, inline="always")
+    def _fire_lines(s, thresholds, active, n, fired):
+        """The lines ``active[:n]`` fire independently (32 random bits each, two lines per 64-bit
+        draw); the indices of the firing lines go to ``fired`` in order. Returns their number."""
         nf = 0
         low = numba.uint64(0xFFFFFFFF)
         for k in range(0, n - 1, 2):
             r = _next(s)
-            if (r & low) < thresholds[k]:
-                fired[nf] = k
+            i0 = active[k]
+            i1 = active[k + 1]
+            if (r & low) < thresholds[i0]:
+                fired[nf] = i0
                 nf += 1
-            if (r >> numba.uint64(32)) < thresholds[k + 1]:
-                fired[nf] = k + 1
+            if (r >> numba.uint64(32)) < thresholds[i1]:
+                fired[nf] = i1
                 nf += 1
-        if n % 2 == 1 and (_next(s) & low) < thresholds[n - 1]:
-            fired[nf] = n - 1
+        if n % 2 == 1 and (_next(s) & low) < thresholds[active[n - 1]]:
+            fired[nf] = active[n - 1]
             nf += 1
         return nf
 
     @njit(cache=True)
     def _stochastic_update(w, x, d, lr, dw_nominal, bit_length, bl_management, update_management,
-                           coef, bounds, dwe, shape, gp, noise_type, sigma, seed, touched, mark):
+                           coef, bounds, dwe, shape, gp, na, noise_type, sigma, seed, touched, mark):
         s = _seed_state(seed)
         n_b, n_in = x.shape
         n_out = d.shape[1]
@@ -223,6 +241,8 @@ if numba is not None:
         x_fire = np.empty(n_in, dtype=np.int64)
         d_fire = np.empty(n_out, dtype=np.int64)
         x_down = np.empty(n_in, dtype=np.int64)
+        x_act = np.empty(n_in, dtype=np.int64)
+        d_act = np.empty(n_out, dtype=np.int64)
         n_pulses = 0
         n_down = 0
         zx, zratio, zr = ZIG_X, ZIG_RATIO, ZIG_R
@@ -249,11 +269,15 @@ if numba is not None:
                 tx[i] = _threshold(abs(x[b, i]) * scale_x)
             for j in range(n_out):
                 td[j] = _threshold(abs(d[b, j]) * scale_d)
+            n_xa = _active_lines(tx, x_act)
+            n_da = _active_lines(td, d_act)
+            if n_xa == 0 or n_da == 0:
+                continue
             for _slot in range(int(bl)):
-                nx = _fire_lines(s, tx, n_in, x_fire)
+                nx = _fire_lines(s, tx, x_act, n_xa, x_fire)
                 if nx == 0:
                     continue
-                nd = _fire_lines(s, td, n_out, d_fire)
+                nd = _fire_lines(s, td, d_act, n_da, d_fire)
                 n_pulses += nx * nd
                 for r in range(nd):
                     j = d_fire[r]
@@ -265,14 +289,15 @@ if numba is not None:
                         down = x_down[x_fire[q]] ^ d_neg
                         n_down += down
                         w[e] = _pulse_train(w[e], 1, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e,
-                                            bounds[e, 0], bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
+                                            bounds[e, 0], bounds[e, 1], dwe[e], _noise_scale(na, e, down),
+                                            noise_type, sigma, s, zx, zratio, zr)
                         if mark:
                             touched[e] = 1
         return n_pulses - n_down, n_down
 
 
     @njit(cache=True)
-    def _apply_counts(w, counts, coef, bounds, dwe, shape, gp, noise_type, sigma, seed, touched, mark):
+    def _apply_counts(w, counts, coef, bounds, dwe, shape, gp, na, noise_type, sigma, seed, touched, mark):
         """|counts[e]| pulses of polarity sign(counts[e]) on element e, one after another.
         Returns (up, down, status): status 1 when a count is not a finite integer (nothing is
         written then: the check runs first)."""
@@ -293,14 +318,14 @@ if numba is not None:
             else:
                 n_up += m
             w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
-                                bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
+                                bounds[e, 1], dwe[e], _noise_scale(na, e, down), noise_type, sigma, s, zx, zratio, zr)
             if mark:
                 touched[e] = 1
         return n_up, n_down, 0
 
 
     @njit(cache=True, fastmath={"reassoc", "contract"})
-    def _expected_update(w, delta, coef, bounds, dwe, shape, gp, touched, mark):
+    def _expected_update(w, delta, coef, bounds, dwe, shape, gp, na, touched, mark):
         """The expected (compact-model) update in one pass (2502.06309 eq. 5): with
         n = |dW_e| / dw_e pulses' worth and k = 1 (down) for dW_e < 0,
         w <- clamp(w + n step_k(w)) = w + dW q_+-(w); returns the sums of n per direction (the
@@ -339,7 +364,7 @@ if numba is not None:
         return n_up, n_down
 
     @njit(cache=True)
-    def _apply_counts_at(w, elements, counts, coef, bounds, dwe, shape, gp, noise_type, sigma, seed):
+    def _apply_counts_at(w, elements, counts, coef, bounds, dwe, shape, gp, na, noise_type, sigma, seed):
         """As :func:`_apply_counts` on the flat elements ``elements`` (distinct) with their
         counts; returns (up, down, status)."""
         if not _counts_are_integers(counts):
@@ -360,7 +385,7 @@ if numba is not None:
             else:
                 n_up += m
             w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
-                                bounds[e, 1], dwe[e], noise_type, sigma, s, zx, zratio, zr)
+                                bounds[e, 1], dwe[e], _noise_scale(na, e, down), noise_type, sigma, s, zx, zratio, zr)
         return n_up, n_down, 0
 
 
@@ -370,8 +395,9 @@ def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: flo
     """Run the compiled stochastic update in place on the CPU tensor ``w`` (out, in).
 
     ``coefficients``: the packed per-pulse map (coef (n, 4) = [a_up, b_up, a_down, b_down],
-    bounds (n, 2) = [lo, hi], dw (n,) of w's dtype, n = w.numel(), the shape code and the shape
-    parameters (n, 2) = [gamma, 1 / expm1(gamma)]; :meth:`Device.kernel_pulse_coefficients`).
+    bounds (n, 2) = [lo, hi], dw (n,) of w's dtype, n = w.numel(), the shape code, the shape
+    parameters (n, 2) = [gamma, 1 / expm1(gamma)] and the additive-noise scales (n or 1, 2);
+    :meth:`Device.kernel_pulse_coefficients`).
     Returns (n_up, n_down, touched bool mask or None)."""
     w_np = w.detach().numpy().reshape(-1)  # a view (w is contiguous): flat indexing in the kernel
     x_np = np.ascontiguousarray(x.detach().to(w.dtype).numpy())
