@@ -40,6 +40,11 @@ DEVICES = {
                                                     dw_min_std=0.4, up_down=0.3, up_down_dtod=0.05, w_max=0.6,
                                                     w_min=-0.6),
     "hfo2": lambda: aihwkit_preset("ReRamArrayHfO2", dw_min=0.1),
+    # aihwkit PowStep (per-element gamma_up / gamma_down, bounds and scales) and PowStepReference
+    "powstep": lambda: at.devices.PowStep(pow_gamma=1.5, pow_gamma_dtod=0.1, pow_up_down=0.2, pow_up_down_dtod=0.05,
+                                          dw_min=0.02, dw_min_std=0.3, w_max=0.5, w_min=-0.4),
+    "powstepref_add": lambda: at.devices.PowStepReference(pow_gamma=0.7, dw_min=0.02, dw_min_std=0.3,
+                                                          mult_noise=False, reference_mean=0.1),
 }
 
 
@@ -57,7 +62,8 @@ def test_every_device_here_has_a_kernel_map(name):
     device = DEVICES[name]().sample(shape, torch.Generator().manual_seed(1))
     packed = nk.kernel_coefficients(torch.zeros(shape), device)
     assert packed is not None
-    code = {"power": nk.SHAPE_POWER, "exponential": nk.SHAPE_EXPONENTIAL}.get(name.split("_")[0], nk.SHAPE_AFFINE)
+    code = {"power": nk.SHAPE_POWER, "powstep": nk.SHAPE_POWER, "powstepref": nk.SHAPE_POWER,
+            "exponential": nk.SHAPE_EXPONENTIAL}.get(name.split("_")[0], nk.SHAPE_AFFINE)
     assert packed[3] == code
     coef, bounds, dw, _, gp, na = packed
     assert coef.shape == (12, 4) and bounds.shape == (12, 2) and dw.shape == (12,)
@@ -66,12 +72,20 @@ def test_every_device_here_has_a_kernel_map(name):
         np.testing.assert_allclose(na[:, 1], device.scale_down.reshape(-1).numpy(), rtol=1e-6)
     else:
         assert na.shape == (1, 2) and (na == 1).all()
-    if code != nk.SHAPE_AFFINE:  # s_up = dw, c_up = -1 / tau, s_down = -dw, c_down = 1 / tau, bounds +-tau
+    if name.startswith("powstep"):  # b_up + c_up w = (w_max - w) / R, b_down + c_down w = (w - w_min) / R
+        rng = bounds[:, 1] - bounds[:, 0]
+        np.testing.assert_allclose(gp[:, 0] + coef[:, 1] * bounds[:, 1], 0.0, atol=1e-6)
+        np.testing.assert_allclose(gp[:, 3] + coef[:, 3] * bounds[:, 0], 0.0, atol=1e-6)
+        np.testing.assert_allclose(coef[:, 3] * rng, 1.0, rtol=1e-5)
+        np.testing.assert_allclose(gp[:, 1], device.gamma_up.reshape(-1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(gp[:, 4], device.gamma_down.reshape(-1).numpy(), rtol=1e-6)
+    elif code != nk.SHAPE_AFFINE:  # s_up = dw, c_up = -1 / tau, s_down = -dw, c_down = 1 / tau, bounds +-tau
         np.testing.assert_allclose(coef[:, 0], dw, rtol=1e-6)
         np.testing.assert_allclose(coef[:, 2], -dw, rtol=1e-6)
         np.testing.assert_allclose(coef[:, 1] * bounds[:, 1], -1.0, rtol=1e-6)
         np.testing.assert_allclose(coef[:, 3] * bounds[:, 1], 1.0, rtol=1e-6)
-        np.testing.assert_allclose(gp[:, 0], device.gamma.reshape(-1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(gp[:, 1], device.gamma.reshape(-1).numpy(), rtol=1e-6)
+        np.testing.assert_allclose(gp[:, 0], 1.0)
 
 
 def test_ziggurat_normals_have_normal_moments_and_tails():
@@ -209,7 +223,7 @@ def test_layer_resume_is_bit_identical_with_the_kernel():
 
 
 @pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "power_mult", "exponential_add",
-                                  "linearstep_add"])
+                                  "linearstep_add", "powstep"])
 def test_spread_check_detects_dropped_noise(name, monkeypatch):
     """The variance comparison above can fail: a kernel that drops the cycle-to-cycle noise
     (the mean is unchanged) is caught by it on every noisy preset."""

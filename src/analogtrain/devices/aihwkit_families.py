@@ -667,6 +667,24 @@ class PowStep(AihwkitPulsedDevice):
     def _shape_down(self, w):
         return self._rel(w - self.w_min) ** self.gamma_down
 
+    def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """The kernels' power map (code 1): q_plus = scale_up max(w_max / R - w / R, 0)^gamma_up,
+        q_minus = scale_down max(-w_min / R + w / R, 0)^gamma_down, R = w_max - w_min (steps 0
+        where R <= 0, as :meth:`_rel`); None for subclasses that change the shapes or the pulse."""
+        if (type(self)._shape_up is not PowStep._shape_up or type(self)._shape_down is not PowStep._shape_down
+                or type(self).apply_pulse is not Device.apply_pulse):
+            return None
+        f64 = torch.float64
+        dw = torch.as_tensor(self.dw_min, dtype=f64)
+        w_max, w_min = torch.as_tensor(self.w_max, dtype=f64), torch.as_tensor(self.w_min, dtype=f64)
+        rng = w_max - w_min
+        ok = rng > 0
+        inv = torch.where(ok, 1.0 / torch.where(ok, rng, torch.ones_like(rng)), torch.zeros_like(rng))
+        s_up = torch.where(ok, dw * torch.as_tensor(self.scale_up, dtype=f64), torch.zeros_like(rng))
+        s_dn = torch.where(ok, -dw * torch.as_tensor(self.scale_down, dtype=f64), torch.zeros_like(rng))
+        g_up, g_dn = torch.as_tensor(self.gamma_up, dtype=f64), torch.as_tensor(self.gamma_down, dtype=f64)
+        return (1, (s_up, w_max * inv, -inv, g_up, 1.0), (s_dn, -w_min * inv, inv, g_dn, 1.0), w_min, w_max, dw)
+
     def _populate_family(self, shape, generator, p):
         gain = self._scaled(1.0, self.pow_gamma_dtod, shape, generator)
         r = self._draw(self.pow_up_down_dtod, shape, generator)

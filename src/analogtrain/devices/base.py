@@ -278,13 +278,13 @@ class Device:
         when q_plus / q_minus are not affine (the torch engine runs then)."""
 
     def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
-        """Per-pulse map of families whose responses are s h(1 + c w) for one of the compiled
-        kernels' shapes h, as ``(code, s_up, c_up, s_down, c_down, gamma, norm, lo, hi, dw)``
-        (flat contiguous tensors of ``shape``'s element count after the int code):
+        """Per-pulse map of families whose responses are s_k h_k(b_k + c_k w) for one of the
+        compiled kernels' shapes h, as ``(code, up, down, lo, hi, dw)`` with ``up`` and ``down``
+        tuples (s, b, c, g, norm) of tensors or floats (expanded to ``shape``):
 
-            polarity k: w <- clamp(w + eta s_k h(1 + c_k w)),
-            code 1 (power):       h(u) = max(u, 0)^gamma,
-            code 2 (exponential): h(u) = expm1(gamma max(u, 0)) norm, norm = 1 / expm1(gamma)
+            polarity k: w <- clamp(w + eta s_k h_k(b_k + c_k w)),
+            code 1 (power):       h_k(u) = max(u, 0)^g_k,
+            code 2 (exponential): h_k(u) = expm1(g_k max(u, 0)) norm_k, norm_k = 1 / expm1(g_k)
 
         (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
         for other families (the torch engine runs then, or the affine map when there is one)."""
@@ -296,7 +296,7 @@ class Device:
     def kernel_pulse_coefficients(self, shape, dtype=torch.float32):
         """The per-pulse map packed for the CPU kernels (pulses/numba_kernels.py), cached per
         (shape, dtype): numpy arrays coef (n, 4), bounds (n, 2) = [lo, hi], dw (n,), the shape
-        code, the shape parameters gp (n, 2) = [gamma, norm] and the additive-noise scales
+        code, the shape parameters gp (n, 6) = [b, g, norm] per polarity and the additive-noise scales
         na (n or 1, 2) = [up, down] (:meth:`additive_noise_scales`). Affine families (code 0):
         coef = [cu0, cu1, -cd0, -cd1], a pulse of polarity k (0 up, 1 down) is
         w <- clamp(w + eta (coef[2k] + coef[2k+1] w)); power / exponential families (codes 1, 2):
@@ -307,14 +307,18 @@ class Device:
             if affine is not None:
                 cu0, cu1, cd0, cd1, lo, hi, dw = affine
                 coef = torch.stack([cu0, cu1, -cd0, -cd1], 1)
-                code, gp = 0, torch.zeros((1, 2), dtype=dtype)
+                code, gp = 0, torch.zeros((1, 6), dtype=dtype)
             else:
                 shaped = self.shaped_pulse_coefficients(shape, dtype, torch.device("cpu"))
                 if shaped is None:
                     return None
-                code, s_up, c_up, s_down, c_down, gamma, norm, lo, hi, dw = shaped
-                coef = torch.stack([s_up, c_up, s_down, c_down], 1)
-                gp = torch.stack([gamma, norm], 1)
+                code, up, down, lo, hi, dw = shaped
+                cpu = torch.device("cpu")
+                s_up, b_up, c_up, g_up, n_up = self._flat_columns(up, shape, dtype, cpu)
+                s_dn, b_dn, c_dn, g_dn, n_dn = self._flat_columns(down, shape, dtype, cpu)
+                lo, hi, dw = self._flat_columns((lo, hi, dw), shape, dtype, cpu)
+                coef = torch.stack([s_up, c_up, s_dn, c_dn], 1)
+                gp = torch.stack([b_up, g_up, n_up, b_dn, g_dn, n_dn], 1)
             scales = self.additive_noise_scales(shape, dtype, torch.device("cpu"))
             if scales is None:
                 na = torch.ones((1, 2), dtype=dtype)

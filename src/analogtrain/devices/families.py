@@ -372,7 +372,7 @@ class SoftBounds(Device):
 
 def _power_like_coefficients(dev, cls, code: int, shape, dtype, device):
     """The kernels' power / exponential map of ``dev`` (:meth:`Device.shaped_pulse_coefficients`):
-    q_plus = h(1 - w / tau), q_minus = h(1 + w / tau), so s_up = dw_min, c_up = -1 / tau,
+    q_plus = h(1 - w / tau), q_minus = h(1 + w / tau), so s_up = dw_min, b = 1, c_up = -1 / tau,
     s_down = -dw_min, c_down = 1 / tau; None for subclasses that change the responses or the pulse."""
     if (type(dev).q_plus is not cls.q_plus or type(dev).q_minus is not cls.q_minus
             or type(dev).apply_pulse is not Device.apply_pulse):
@@ -382,8 +382,7 @@ def _power_like_coefficients(dev, cls, code: int, shape, dtype, device):
     tau = torch.as_tensor(dev.tau, dtype=f64)
     gamma = torch.as_tensor(dev.gamma, dtype=f64)
     norm = 1.0 / torch.expm1(gamma) if code == 2 else torch.ones_like(gamma)
-    cols = (dw, -1.0 / tau, -dw, 1.0 / tau, gamma, norm, -tau, tau, dw)
-    return (code,) + dev._flat_columns(cols, shape, dtype, device)
+    return code, (dw, 1.0, -1.0 / tau, gamma, norm), (-dw, 1.0, 1.0 / tau, gamma, norm), -tau, tau, dw
 
 
 class Power(Device):

@@ -18,9 +18,9 @@ polarity -sign(x_i d_j) on element (j, i), pulses of a slot applied together (a 
 hits an element twice), slots in sequence. A pulse is the family's per-pulse map
 (:meth:`~analogtrain.devices.Device.kernel_pulse_coefficients`), one of three shapes:
 
-    affine (SoftBounds, ...):   polarity k: w <- w + eta (a_k + b_k w)
-    power (Power):              polarity k: w <- w + eta s_k max(1 + c_k w, 0)^gamma
-    exponential (Exponential):  polarity k: w <- w + eta s_k expm1(gamma max(1 + c_k w, 0)) / expm1(gamma)
+    affine (SoftBounds, LinearStep, ...):   polarity k: w <- w + eta (a_k + b_k w)
+    power (Power, aihwkit PowStep):         polarity k: w <- w + eta s_k max(b_k + c_k w, 0)^g_k
+    exponential (Exponential):              polarity k: w <- w + eta s_k expm1(g_k max(b_k + c_k w, 0)) / expm1(g_k)
 
 with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added dw sigma n_k xi (additive;
 n_k = 1, or aihwkit LinearStep's scale_up / scale_down), then clamped to [lo, hi].
@@ -152,17 +152,18 @@ if numba is not None:
         return out
 
     @njit(cache=True, inline="always")
-    def _step(shape, a0, a1, v, gp, e):
-        """The noise-free step of one pulse at state v (module docstring): a0 + a1 v (affine),
-        a0 max(1 + a1 v, 0)^gamma (power), a0 expm1(gamma max(1 + a1 v, 0)) / expm1(gamma)."""
+    def _step(shape, a0, a1, v, gp, e, k):
+        """The noise-free step of a pulse of polarity k at state v (module docstring): a0 + a1 v
+        (affine); with u = b_k + a1 v and gp[e] = [b_up, g_up, norm_up, b_down, g_down, norm_down]:
+        a0 max(u, 0)^g_k (power), a0 expm1(g_k max(u, 0)) norm_k (exponential)."""
         if shape == 0:
             return a0 + a1 * v
-        u = 1.0 + a1 * v
+        u = gp[e, 3 * k] + a1 * v
         if u <= 0.0:
             return 0.0 * a0
         if shape == 1:
-            return a0 * u ** gp[e, 0]
-        return a0 * np.expm1(gp[e, 0] * u) * gp[e, 1]
+            return a0 * u ** gp[e, 3 * k + 1]
+        return a0 * np.expm1(gp[e, 3 * k + 1] * u) * gp[e, 3 * k + 2]
 
     @njit(cache=True, inline="always")
     def _noise_scale(na, e, k):
@@ -170,11 +171,11 @@ if numba is not None:
         return na[e, k] if na.shape[0] > 1 else na[0, k]
 
     @njit(cache=True, inline="always")
-    def _pulse_train(v, m, shape, a0, a1, gp, e, lo, hi, dw, nk, noise_type, sigma, s, zx, zratio, zr):
-        """m pulses of one polarity on element e from state v: each steps by the map's step at
+    def _pulse_train(v, m, shape, k, a0, a1, gp, e, lo, hi, dw, nk, noise_type, sigma, s, zx, zratio, zr):
+        """m pulses of polarity k on element e from state v: each steps by the map's step at
         v, times 1 + sigma xi (multiplicative noise) or plus dw sigma nk xi (additive), then clamps."""
         for _p in range(m):
-            step = _step(shape, a0, a1, v, gp, e)
+            step = _step(shape, a0, a1, v, gp, e, k)
             if noise_type == 1:
                 step *= 1.0 + sigma * _normal(s, zx, zratio, zr)
             elif noise_type == 2:
@@ -288,7 +289,7 @@ if numba is not None:
                         e = base + x_fire[q]
                         down = x_down[x_fire[q]] ^ d_neg
                         n_down += down
-                        w[e] = _pulse_train(w[e], 1, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e,
+                        w[e] = _pulse_train(w[e], 1, shape, down, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e,
                                             bounds[e, 0], bounds[e, 1], dwe[e], _noise_scale(na, e, down),
                                             noise_type, sigma, s, zx, zratio, zr)
                         if mark:
@@ -317,7 +318,7 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
+            w[e] = _pulse_train(w[e], m, shape, down, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
                                 bounds[e, 1], dwe[e], _noise_scale(na, e, down), noise_type, sigma, s, zx, zratio, zr)
             if mark:
                 touched[e] = 1
@@ -352,8 +353,8 @@ if numba is not None:
                 k = 1 if dw < 0.0 else 0
                 n = abs(dw) / dwe[e]
                 v = w[e]
-                w[e] = min(max(v + n * _step(shape, coef[e, 2 * k], coef[e, 2 * k + 1], v, gp, e), bounds[e, 0]),
-                           bounds[e, 1])
+                step = _step(shape, coef[e, 2 * k], coef[e, 2 * k + 1], v, gp, e, k)
+                w[e] = min(max(v + n * step, bounds[e, 0]), bounds[e, 1])
                 if k:
                     n_down += n
                 else:
@@ -384,7 +385,7 @@ if numba is not None:
                 n_down += m
             else:
                 n_up += m
-            w[e] = _pulse_train(w[e], m, shape, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
+            w[e] = _pulse_train(w[e], m, shape, down, coef[e, 2 * down], coef[e, 2 * down + 1], gp, e, bounds[e, 0],
                                 bounds[e, 1], dwe[e], _noise_scale(na, e, down), noise_type, sigma, s, zx, zratio, zr)
         return n_up, n_down, 0
 
@@ -396,7 +397,7 @@ def stochastic_update(w: torch.Tensor, x: torch.Tensor, d: torch.Tensor, lr: flo
 
     ``coefficients``: the packed per-pulse map (coef (n, 4) = [a_up, b_up, a_down, b_down],
     bounds (n, 2) = [lo, hi], dw (n,) of w's dtype, n = w.numel(), the shape code, the shape
-    parameters (n, 2) = [gamma, 1 / expm1(gamma)] and the additive-noise scales (n or 1, 2);
+    parameters (n, 6) = [b, g, 1 / expm1(g)] per polarity and the additive-noise scales (n or 1, 2);
     :meth:`Device.kernel_pulse_coefficients`).
     Returns (n_up, n_down, touched bool mask or None)."""
     w_np = w.detach().numpy().reshape(-1)  # a view (w is contiguous): flat indexing in the kernel
