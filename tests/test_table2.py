@@ -101,6 +101,7 @@ def test_two_step_run_table_and_resume(tmp_path, capsys):
     md = (out / "table2.md").read_text()
     assert "| paper |" in md and "95.45±0.2" in md and "0.00 % of the paper's 240,000" in md
     assert "bundled MNIST subset" in md
+    assert (out / "table2.png").stat().st_size > 10_000  # learning curves and pulses on W
 
     # resume: the finished cell is skipped (its summary is not rewritten)
     mtime = (cell / "summary.json").stat().st_mtime_ns

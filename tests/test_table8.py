@@ -78,6 +78,7 @@ def test_two_step_table_resume_and_rebuild(tmp_path):
     md = (out / "table8.md").read_text()
     assert "| Power | 1 | 0.6 |" in md and "/ 97.39±0.05" in md and "of the paper's 180,000" in md
     assert "Digital SGD:" in md
+    assert (out / "table8.png").stat().st_size > 10_000  # learning curves and pulses on W
 
     # resume: finished cells are skipped; another budget into the same directory is refused
     mtime = (cell / "summary.json").stat().st_mtime_ns

@@ -151,6 +151,18 @@ def run_cells(jobs: list[tuple[dict, Path]], write_outputs, describe, *, executo
     return write_outputs()
 
 
+def write_curves(path: Path, cell_dirs: dict[str, Path], title: str) -> None:
+    """The learning curves (test accuracy and pulses on W vs step) of the cells that have
+    metrics, one PNG (``plots.plot_cells``); nothing when no cell has started."""
+    from .plots import plot_cells
+    from .runner import read_metrics
+
+    curves = {label: read_metrics(d) for label, d in cell_dirs.items()}
+    curves = {label: rows for label, rows in curves.items() if rows}
+    if curves:
+        plot_cells(curves, path, title=title)
+
+
 def write_csv(path: Path, rows: list[dict], fields: tuple[str, ...]) -> None:
     """One line per row; floats with 4 decimals, None as empty."""
     with open(path, "w", newline="") as f:

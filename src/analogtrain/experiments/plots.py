@@ -69,3 +69,30 @@ def plot_curves(curves: dict[str, list[dict]], key: str, path, title: str = "", 
     if title:
         ax.set_title(title)
     save_figure(fig, path)
+
+
+def plot_cells(curves: dict[str, list[dict]], path, title: str = "", array: str = "W") -> None:
+    """The learning curves of paper-table cells (one line per label): test accuracy (%) vs
+    optimizer step, and the pulses on ``array`` (summed over layers and tiles, log scale) vs step:
+    where a transfer algorithm starts writing its slow array shows on the right."""
+    fig, (ax_acc, ax_w) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for label, rows in curves.items():
+        pts = [(r["step"], r) for r in rows if r.get("step") is not None]
+        steps = [s for s, _ in pts]
+        acc = [100 * r["test_accuracy"] if r.get("test_accuracy") is not None else float("nan") for _, r in pts]
+        (line,) = ax_acc.plot(steps, acc, label=label)
+        on_w = [sum(v.get(array, 0.0) for v in (r.get("pulses") or {}).values() if isinstance(v, dict))
+                for _, r in pts]
+        if any(v > 0 for v in on_w):
+            ax_w.plot(steps, [v if v > 0 else float("nan") for v in on_w], color=line.get_color(), label=label)
+    ax_acc.set_xlabel("step")
+    ax_acc.set_ylabel("test accuracy (%)")
+    ax_acc.grid(alpha=0.3)
+    ax_acc.legend(fontsize=7)
+    ax_w.set_xlabel("step")
+    ax_w.set_ylabel(f"pulses on {array} (cumulative)")
+    ax_w.set_yscale("log")
+    ax_w.grid(alpha=0.3)
+    if title:
+        fig.suptitle(title)
+    save_figure(fig, path)

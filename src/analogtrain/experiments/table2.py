@@ -12,8 +12,9 @@ Each (method, Ref Mean, Ref Std, seed) cell is one run directory ``OUT/<method>_
 run with ``run_experiment(..., resume=True)``: finished cells are skipped, interrupted ones continue
 from the checkpoint of their last finished epoch. ``OUT/table2.json`` records the budget and data
 (a rerun with another budget into the same OUT is refused). After every finished cell
-``OUT/table2.csv`` (one row per cell) and ``OUT/table2.md`` (measured beside the paper's value) are
-rewritten; ``--table`` only rewrites them.
+``OUT/table2.csv`` (one row per cell), ``OUT/table2.md`` (measured beside the paper's value) and
+``OUT/table2.png`` (test accuracy and pulses on W vs step) are rewritten; ``--table`` only
+rewrites them.
 
 Settings (sources per choice in :data:`METHODS`, :func:`cell_config` and :data:`NOT_FOUND`):
 
@@ -50,7 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .paper_table import budget as paper_budget
-from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv
+from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv, write_curves
 
 PAPER = "2602.21321"
 PAPER_STEPS = 240_000  # 40 epochs x 6,000 mini-batches of 10
@@ -431,6 +432,9 @@ def write_outputs(out, table: SPTable = TABLE2) -> list[dict]:
     rows = collect(out, table)
     write_csv(out / f"{table.key}.csv", rows, CSV_FIELDS)
     (out / f"{table.key}.md").write_text(format_markdown(rows, grid, table))
+    write_curves(out / f"{table.key}.png", {f"{r['method']} ({r['ref_mean']:g}, {r['ref_std']:g}) s{r['seed']}":
+                                            out / r["dir"] for r in rows},
+                 f"{table.label} of {PAPER}: test accuracy and pulses on W (label: Ref Mean, Ref Std, seed)")
     return rows
 
 

@@ -11,8 +11,9 @@ One command, resumable and parallel::
 Each (method, family, gamma_res, tau, seed) cell is one run directory
 ``OUT/<method>_<family>_g<gamma_res>_tau<tau>_seed<k>`` (Digital SGD: ``OUT/Digital_SGD_seed<k>``,
 it has no device) run with ``run_experiment(..., resume=True)``: finished cells are skipped,
-interrupted ones continue from their last checkpoint. ``OUT/table8.csv`` and ``OUT/table8.md``
-(measured beside the paper's value) are rewritten after every cell.
+interrupted ones continue from their last checkpoint. ``OUT/table8.csv``, ``OUT/table8.md``
+(measured beside the paper's value) and ``OUT/table8.png`` (test accuracy and pulses on W vs
+step) are rewritten after every cell.
 
 Settings (the source of every choice in :data:`METHODS` and :func:`cell_config`; [K] paper App. K
 and Table 4, [FCN] the paper's script NeurIPS-2025/S2-mnist-FCN.py of
@@ -48,7 +49,7 @@ import json
 from pathlib import Path
 
 from .paper_table import budget as paper_budget
-from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv
+from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv, write_curves
 
 PAPER = "2502.06309"
 PAPER_STEPS = 180_000  # 30 epochs x 6,000 mini-batches of 10
@@ -279,6 +280,10 @@ def write_outputs(out) -> list[dict]:
     rows = collect(out)
     write_csv(out / "table8.csv", rows, CSV_FIELDS)
     (out / "table8.md").write_text(format_markdown(rows, grid))
+    write_curves(out / "table8.png",
+                 {(r["method"] if r["method"] == "Digital SGD" else
+                   f"{r['method']} {r['family']} g{r['gamma_res']:g} tau{r['tau']:g}") + f" s{r['seed']}": out / r["dir"]
+                  for r in rows}, f"Table 8 of {PAPER}: test accuracy and pulses on W")
     return rows
 
 
