@@ -45,6 +45,9 @@ DEVICES = {
                                           dw_min=0.02, dw_min_std=0.3, w_max=0.5, w_min=-0.4),
     "powstepref_add": lambda: at.devices.PowStepReference(pow_gamma=0.7, dw_min=0.02, dw_min_std=0.3,
                                                           mult_noise=False, reference_mean=0.1),
+    # aihwkit ExpStep (the ReRamES / PCM presets' family), without its complex noise
+    "expstep": lambda: at.devices.ExpStep(dw_min=0.02, dw_min_std=0.3, A_up=0.05, A_down=0.2, gamma_up=3.0,
+                                          gamma_down=4.0, a=0.3, b=0.1, w_max=0.5, w_min=-0.5, up_down_dtod=0.05),
 }
 
 
@@ -63,7 +66,8 @@ def test_every_device_here_has_a_kernel_map(name):
     packed = nk.kernel_coefficients(torch.zeros(shape), device)
     assert packed is not None
     code = {"power": nk.SHAPE_POWER, "powstep": nk.SHAPE_POWER, "powstepref": nk.SHAPE_POWER,
-            "exponential": nk.SHAPE_EXPONENTIAL}.get(name.split("_")[0], nk.SHAPE_AFFINE)
+            "exponential": nk.SHAPE_EXPONENTIAL, "expstep": nk.SHAPE_SATURATING_EXP}.get(name.split("_")[0],
+                                                                                    nk.SHAPE_AFFINE)
     assert packed[3] == code
     coef, bounds, dw, _, gp, na = packed
     assert coef.shape == (12, 4) and bounds.shape == (12, 2) and dw.shape == (12,)
@@ -79,6 +83,11 @@ def test_every_device_here_has_a_kernel_map(name):
         np.testing.assert_allclose(coef[:, 3] * rng, 1.0, rtol=1e-5)
         np.testing.assert_allclose(gp[:, 1], device.gamma_up.reshape(-1).numpy(), rtol=1e-6)
         np.testing.assert_allclose(gp[:, 4], device.gamma_down.reshape(-1).numpy(), rtol=1e-6)
+    elif name == "expstep":  # z = b + 2 a w / R, exponents +gamma_up / -gamma_down, A_up / A_down
+        np.testing.assert_allclose(gp[:, [0, 3]], 0.1, rtol=1e-6)
+        np.testing.assert_allclose(coef[:, 1] * (bounds[:, 1] - bounds[:, 0]), 0.6, rtol=1e-5)
+        np.testing.assert_allclose(gp[:, [1, 4]], np.array([[3.0, -4.0]]).repeat(12, 0), rtol=1e-6)
+        np.testing.assert_allclose(gp[:, [2, 5]], np.array([[0.05, 0.2]]).repeat(12, 0), rtol=1e-6)
     elif code != nk.SHAPE_AFFINE:  # s_up = dw, c_up = -1 / tau, s_down = -dw, c_down = 1 / tau, bounds +-tau
         np.testing.assert_allclose(coef[:, 0], dw, rtol=1e-6)
         np.testing.assert_allclose(coef[:, 2], -dw, rtol=1e-6)
@@ -223,7 +232,7 @@ def test_layer_resume_is_bit_identical_with_the_kernel():
 
 
 @pytest.mark.parametrize("name", ["softbounds_mult", "softbounds_add", "power_mult", "exponential_add",
-                                  "linearstep_add", "powstep"])
+                                  "linearstep_add", "powstep", "expstep"])
 def test_spread_check_detects_dropped_noise(name, monkeypatch):
     """The variance comparison above can fail: a kernel that drops the cycle-to-cycle noise
     (the mean is unchanged) is caught by it on every noisy preset."""

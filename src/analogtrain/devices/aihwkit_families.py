@@ -609,6 +609,22 @@ class ExpStep(AihwkitPulsedDevice):
     def _shape_down(self, w):
         return (1.0 - self.A_down * torch.exp(-self.gamma_down * self._z(w))).clamp_min(0.0)
 
+    def shaped_pulse_coefficients(self, shape, dtype=torch.float32, device=None):
+        """The kernels' saturating-exponential map (code 3): with z = b + (2 a / R) w,
+        q_plus = scale_up max(1 - A_up exp(gamma_up z), 0), q_minus = scale_down
+        max(1 - A_down exp(-gamma_down z), 0); None with aihwkit's complex noise (its own rule) or
+        for subclasses that change the shapes."""
+        if (self.has_complex_noise() or type(self)._shape_up is not ExpStep._shape_up
+                or type(self)._shape_down is not ExpStep._shape_down or type(self)._z is not ExpStep._z):
+            return None
+        f64 = torch.float64
+        dw = torch.as_tensor(self.dw_min, dtype=f64)
+        rng = torch.as_tensor(self._range(), dtype=f64)
+        slope = 2.0 * self.a / torch.where(rng > 0, rng, torch.ones_like(rng))
+        up = (dw * torch.as_tensor(self.scale_up, dtype=f64), self.b, slope, self.gamma_up, self.A_up)
+        down = (-dw * torch.as_tensor(self.scale_down, dtype=f64), self.b, slope, -self.gamma_down, self.A_down)
+        return 3, up, down, self.w_min, self.w_max, dw
+
     def apply_pulse(self, w, sign, generator=None):
         """Base multiplicative rule, or aihwkit's complex noise (class doc)."""
         if not self.has_complex_noise():

@@ -285,6 +285,7 @@ class Device:
             polarity k: w <- clamp(w + eta s_k h_k(b_k + c_k w)),
             code 1 (power):       h_k(u) = max(u, 0)^g_k,
             code 2 (exponential): h_k(u) = expm1(g_k max(u, 0)) norm_k, norm_k = 1 / expm1(g_k)
+            code 3 (saturating exponential, aihwkit ExpStep): h_k(u) = max(1 - norm_k exp(g_k u), 0)
 
         (eta the multiplicative cycle noise factor; additive noise adds +-dw sigma xi). None
         for other families (the torch engine runs then, or the affine map when there is one)."""

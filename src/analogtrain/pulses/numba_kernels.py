@@ -21,6 +21,7 @@ hits an element twice), slots in sequence. A pulse is the family's per-pulse map
     affine (SoftBounds, LinearStep, ...):   polarity k: w <- w + eta (a_k + b_k w)
     power (Power, aihwkit PowStep):         polarity k: w <- w + eta s_k max(b_k + c_k w, 0)^g_k
     exponential (Exponential):              polarity k: w <- w + eta s_k expm1(g_k max(b_k + c_k w, 0)) / expm1(g_k)
+    saturating exponential (aihwkit ExpStep): polarity k: w <- w + eta s_k max(1 - A_k exp(g_k (b_k + c_k w)), 0)
 
 with eta = 1 + sigma xi (multiplicative cycle noise) or 1 and an added dw sigma n_k xi (additive;
 n_k = 1, or aihwkit LinearStep's scale_up / scale_down), then clamped to [lo, hi].
@@ -58,7 +59,7 @@ ZIG_RATIO = np.append(ZIG_X[1:] / ZIG_X[:-1], 0.0)
 #: noise types of the kernels
 NOISE_NONE, NOISE_MULTIPLICATIVE, NOISE_ADDITIVE = 0, 1, 2
 #: response shapes of the kernels' per-pulse map (module docstring)
-SHAPE_AFFINE, SHAPE_POWER, SHAPE_EXPONENTIAL = 0, 1, 2
+SHAPE_AFFINE, SHAPE_POWER, SHAPE_EXPONENTIAL, SHAPE_SATURATING_EXP = 0, 1, 2, 3
 
 _warned = False
 
@@ -155,10 +156,13 @@ if numba is not None:
     def _step(shape, a0, a1, v, gp, e, k):
         """The noise-free step of a pulse of polarity k at state v (module docstring): a0 + a1 v
         (affine); with u = b_k + a1 v and gp[e] = [b_up, g_up, norm_up, b_down, g_down, norm_down]:
-        a0 max(u, 0)^g_k (power), a0 expm1(g_k max(u, 0)) norm_k (exponential)."""
+        a0 max(u, 0)^g_k (power), a0 expm1(g_k max(u, 0)) norm_k (exponential),
+        a0 max(1 - norm_k exp(g_k u), 0) (saturating exponential, norm_k = A_k)."""
         if shape == 0:
             return a0 + a1 * v
         u = gp[e, 3 * k] + a1 * v
+        if shape == 3:
+            return a0 * max(1.0 - gp[e, 3 * k + 2] * np.exp(gp[e, 3 * k + 1] * u), 0.0)
         if u <= 0.0:
             return 0.0 * a0
         if shape == 1:
