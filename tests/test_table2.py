@@ -173,3 +173,26 @@ def test_table1_budget_paper_values_and_a_two_step_run(tmp_path):
     md = (out / "table1.md").read_text()
     assert "Table 1 of 2602.21321 (LeNet-5, batch 8)" in md and "of the paper's 300,000" in md
     assert not (out / "table2.json").exists() and (out / "table1.json").exists()
+
+
+def test_include_keeps_the_cells_of_an_earlier_sitting(tmp_path):
+    """--include CSV: the finished cells of an earlier sitting (run directories gone) join the
+    outputs, stay there after later runs into the same OUT, and a cell finished here wins."""
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--steps", "2", "--means", "0", "--stds", "0.05", "--quiet"]
+    assert table2.main(["--out", str(first), "--methods", "E-RIDER", *common]) == 0
+    earlier = tmp_path / "earlier.csv"
+    earlier.write_text((first / "table2.csv").read_text().replace(",2,", ",7,"))  # steps 2 -> 7: recognisable
+    assert table2.main(["--out", str(second), "--methods", "AGAD", "--include", str(earlier), *common]) == 0
+    with open(second / "table2.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"AGAD", "E-RIDER"} and rows["E-RIDER"]["steps"] == "7"
+    assert "| 0 | 0.05 | E-RIDER |" in (second / "table2.md").read_text()
+    # a later run into the same OUT keeps the include; the cell finished here takes precedence
+    assert table2.main(["--out", str(second), "--methods", "E-RIDER", *common]) == 0
+    with open(second / "table2.csv") as f:
+        rows = [r for r in csv.DictReader(f) if r["method"] == "E-RIDER"]
+    assert [r["steps"] for r in rows] == ["2"]
+    assert json.loads((second / "table2.json").read_text())["include"] == [str(earlier)]
+    with pytest.raises(ValueError, match="no such CSV"):
+        table2.main(["--out", str(second), "--table", "--include", str(tmp_path / "missing.csv")])

@@ -91,3 +91,19 @@ def test_two_step_table_resume_and_rebuild(tmp_path):
                         "--methods", "Analog SGD", "--quiet"]) == 0
     grid = json.loads((out / "table8.json").read_text())
     assert grid["gammas"] == [1.0, 2.0] and grid["methods"] == ["Analog SGD", "TT/RL", "Digital SGD"]
+
+
+def test_include_keeps_the_cells_of_an_earlier_sitting(tmp_path):
+    first, second = tmp_path / "first", tmp_path / "second"
+    common = ["--steps", "2", "--families", "Power", "--gammas", "1", "--quiet"]
+    assert table8.main(["--out", str(first), "--methods", "TT/RL", "Digital SGD", *common]) == 0
+    assert table8.main(["--out", str(second), "--methods", "Analog SGD", "--include", str(first / "table8.csv"),
+                        *common]) == 0
+    with open(second / "table8.csv") as f:
+        rows = {r["method"]: r for r in csv.DictReader(f)}
+    assert set(rows) == {"Analog SGD", "TT/RL", "Digital SGD"}
+    md = (second / "table8.md").read_text()
+    assert "| Analog SGD measured / paper | TT/RL measured / paper |" in md
+    (row,) = [line for line in md.splitlines() if line.startswith("| Power | 1 | 0.6 |")]
+    assert "(not run)" not in row and "/ 97.39±0.05" in row
+    assert "Digital SGD: (not run)" not in md and "Digital SGD: " in md

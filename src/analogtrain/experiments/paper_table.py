@@ -112,8 +112,9 @@ def cell_result(d: Path) -> dict | None:
 
 def record_grid(path: Path, grid: dict, fixed: tuple[str, ...] = ("budget",)) -> dict:
     """Write ``grid`` (lists of cell coordinates plus the ``fixed`` entries) to ``path``, merged
-    with the grid already recorded there: lists are united (first-seen order), a ``fixed`` entry
-    that differs is refused (a rerun with another budget into the same directory)."""
+    with the grid already recorded there: lists are united (first-seen order), entries only the
+    old record has are kept, a ``fixed`` entry that differs is refused (a rerun with another
+    budget into the same directory)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     grid = dict(grid)
     if path.exists():
@@ -125,6 +126,7 @@ def record_grid(path: Path, grid: dict, fixed: tuple[str, ...] = ("budget",)) ->
             if isinstance(val, list) and isinstance(old.get(key), list):
                 merged = list(dict.fromkeys(old[key] + val))
                 grid[key] = sorted(merged) if all(isinstance(v, (int, float)) for v in merged) else merged
+        grid = {**old, **grid}  # entries recorded only before (e.g. ``include``) are kept
     path.write_text(json.dumps(grid, indent=1) + "\n")
     return grid
 
@@ -149,6 +151,51 @@ def run_cells(jobs: list[tuple[dict, Path]], write_outputs, describe, *, executo
     run_jobs(jobs, run_cell, executor=executor, on_done=done, address=address, num_cpus=num_cpus, quiet=quiet,
              desc=desc)
     return write_outputs()
+
+
+def _parse(value: str):
+    """A CSV field back to int / float / None ('') / str."""
+    if value == "":
+        return None
+    for kind in (int, float):
+        try:
+            return kind(value)
+        except ValueError:
+            pass
+    return value
+
+
+def add_includes(grid_path: Path, paths) -> None:
+    """Record CSV files of earlier sittings in the grid (``include``), checked to exist."""
+    for p in paths:
+        if not Path(p).is_file():
+            raise ValueError(f"--include: no such CSV file {p}")
+    grid = json.loads(grid_path.read_text())
+    grid["include"] = list(dict.fromkeys(grid.get("include", []) + [str(p) for p in paths]))
+    grid_path.write_text(json.dumps(grid, indent=1) + "\n")
+
+
+def included_rows(grid: dict, coords: tuple[str, ...], present: set) -> list[dict]:
+    """The finished rows of the CSV files in ``grid["include"]`` (tables of earlier sittings whose
+    run directories are not here) whose coordinates (``coords`` fields) no finished cell of this
+    directory has; the first file that has a cell wins. ``present`` is updated."""
+    rows = []
+    for path in grid.get("include", []):
+        with open(path, newline="") as f:
+            for raw in csv.DictReader(f):
+                if raw.get("status") != "finished":
+                    continue
+                row = {k: _parse(v) for k, v in raw.items()}
+                for k in ("method", "family", "paper", "dir", "status"):
+                    if k in row and row[k] is not None:
+                        row[k] = str(row[k])
+                key = tuple(row.get(c) for c in coords)
+                if key in present:
+                    continue
+                present.add(key)
+                row["included_from"] = str(path)
+                rows.append(row)
+    return rows
 
 
 def write_curves(path: Path, cell_dirs: dict[str, Path], title: str) -> None:

@@ -50,8 +50,18 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from .paper_table import (
+    add_includes,
+    cell_result,
+    included_rows,
+    machine,
+    mean_std_text,
+    record_grid,
+    run_cells,
+    write_csv,
+    write_curves,
+)
 from .paper_table import budget as paper_budget
-from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv, write_curves
 
 PAPER = "2602.21321"
 PAPER_STEPS = 240_000  # 40 epochs x 6,000 mini-batches of 10
@@ -425,13 +435,23 @@ def format_markdown(rows: list[dict], grid: dict, table: SPTable = TABLE2) -> st
     return "\n".join(lines) + "\n"
 
 
+COORDS = ("method", "ref_mean", "ref_std", "seed")
+
+
 def write_outputs(out, table: SPTable = TABLE2) -> list[dict]:
-    """Rewrite OUT/<key>.csv and OUT/<key>.md from the run directories; returns the rows."""
+    """Rewrite OUT/<key>.csv and OUT/<key>.md from the run directories and the included CSVs of
+    earlier sittings (``--include``); returns the rows."""
     out = Path(out)
     grid = json.loads(_grid_file(out, table).read_text())
     rows = collect(out, table)
+    present = {tuple(r[c] for c in COORDS) for r in rows if r["status"] == "finished"}
+    extra = included_rows(grid, COORDS, present)
+    rows += extra
+    view = dict(grid, methods=list(dict.fromkeys(grid["methods"] + [r["method"] for r in extra])))
+    for key, field in (("means", "ref_mean"), ("stds", "ref_std"), ("seeds", "seed")):
+        view[key] = sorted(set(grid[key]) | {r[field] for r in extra})
     write_csv(out / f"{table.key}.csv", rows, CSV_FIELDS)
-    (out / f"{table.key}.md").write_text(format_markdown(rows, grid, table))
+    (out / f"{table.key}.md").write_text(format_markdown(rows, view, table))
     write_curves(out / f"{table.key}.png", {f"{r['method']} ({r['ref_mean']:g}, {r['ref_std']:g}) s{r['seed']}":
                                             out / r["dir"] for r in rows},
                  f"{table.label} of {PAPER}: test accuracy and pulses on W (label: Ref Mean, Ref Std, seed)")
@@ -456,17 +476,24 @@ def main(argv=None, table: SPTable = TABLE2) -> int:
     parser.add_argument("--address", default=None, help="Ray cluster address (ray only)")
     parser.add_argument("--table", action="store_true",
                         help=f"only rebuild {table.key}.csv / {table.key}.md from finished cells")
+    parser.add_argument("--include", nargs="+", default=[], metavar="CSV",
+                        help="CSV tables of earlier sittings: their finished cells join the outputs "
+                             "(cells finished here take precedence)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.table:
         if not _grid_file(out, table).exists():
             parser.error(f"{out} holds no {table.label} run ({_grid_file(out, table).name} missing)")
+        add_includes(_grid_file(out, table), args.include)
         rows = write_outputs(out, table)
     else:
         if args.data != "mnist_subset" and not args.data_dir:
             parser.error("--data fashion_mnist needs --data-dir (the directory of the IDX files)")
         bud = budget(args.data, args.steps, args.epochs, table=table)
+        if args.include:
+            write_grid(out, bud, args.methods, args.means, args.stds, args.seeds, args.data_dir, table)
+            add_includes(_grid_file(out, table), args.include)
         rows = run_table(out, args.methods, args.means, args.stds, args.seeds, bud, args.data_dir,
                          executor=args.executor, num_cpus=args.num_cpus, address=args.address, quiet=args.quiet,
                          table=table)

@@ -48,8 +48,18 @@ import copy
 import json
 from pathlib import Path
 
+from .paper_table import (
+    add_includes,
+    cell_result,
+    included_rows,
+    machine,
+    mean_std_text,
+    record_grid,
+    run_cells,
+    write_csv,
+    write_curves,
+)
 from .paper_table import budget as paper_budget
-from .paper_table import cell_result, machine, mean_std_text, record_grid, run_cells, write_csv, write_curves
 
 PAPER = "2502.06309"
 PAPER_STEPS = 180_000  # 30 epochs x 6,000 mini-batches of 10
@@ -175,6 +185,12 @@ def _grid_file(out: Path) -> Path:
     return Path(out) / "table8.json"
 
 
+def make_grid(bud: dict, data_dir, methods, families, gammas, taus, seeds) -> dict:
+    """The grid record of a command: the budget, data directory and the lists of cell coordinates."""
+    return {"budget": bud, "data_dir": data_dir, "methods": list(methods), "families": list(families),
+            "gammas": [float(g) for g in gammas], "taus": [float(t) for t in taus], "seeds": list(seeds)}
+
+
 def run_table(out, methods, families, gammas, taus, seeds, bud: dict, data_dir=None, executor: str = "local",
               num_cpus: int | None = None, address: str | None = None, quiet: bool = False) -> list[dict]:
     """Run the unfinished cells (resuming interrupted ones) and write the outputs; returns the rows."""
@@ -182,8 +198,7 @@ def run_table(out, methods, families, gammas, taus, seeds, bud: dict, data_dir=N
     from .runner import is_finished
 
     out = Path(out)
-    grid = {"budget": bud, "data_dir": data_dir, "methods": list(methods), "families": list(families),
-            "gammas": [float(g) for g in gammas], "taus": [float(t) for t in taus], "seeds": list(seeds)}
+    grid = make_grid(bud, data_dir, methods, families, gammas, taus, seeds)
     jobs = []
     for method, family, g, tau, seed in _cells(grid):
         cfg = cell_config(method, family, g, tau, seed, bud, data_dir)
@@ -273,13 +288,24 @@ def format_markdown(rows: list[dict], grid: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+COORDS = ("method", "family", "gamma_res", "tau", "seed")
+
+
 def write_outputs(out) -> list[dict]:
-    """Rewrite OUT/table8.csv and OUT/table8.md from the run directories; returns the rows."""
+    """Rewrite OUT/table8.csv and OUT/table8.md from the run directories and the included CSVs of
+    earlier sittings (``--include``); returns the rows."""
     out = Path(out)
     grid = json.loads(_grid_file(out).read_text())
     rows = collect(out)
+    present = {tuple(r[c] for c in COORDS) for r in rows if r["status"] == "finished"}
+    extra = included_rows(grid, COORDS, present)
+    rows += extra
+    view = dict(grid, methods=list(dict.fromkeys(grid["methods"] + [r["method"] for r in extra])),
+                families=list(dict.fromkeys(grid["families"] + [r["family"] for r in extra if r["family"]])))
+    for key, field in (("gammas", "gamma_res"), ("taus", "tau"), ("seeds", "seed")):
+        view[key] = sorted(set(grid[key]) | {r[field] for r in extra if r[field] is not None})
     write_csv(out / "table8.csv", rows, CSV_FIELDS)
-    (out / "table8.md").write_text(format_markdown(rows, grid))
+    (out / "table8.md").write_text(format_markdown(rows, view))
     write_curves(out / "table8.png",
                  {(r["method"] if r["method"] == "Digital SGD" else
                    f"{r['method']} {r['family']} g{r['gamma_res']:g} tau{r['tau']:g}") + f" s{r['seed']}": out / r["dir"]
@@ -305,12 +331,16 @@ def main(argv=None) -> int:
     parser.add_argument("--num-cpus", type=int, default=None, help="CPUs of a local Ray instance (ray only)")
     parser.add_argument("--address", default=None, help="Ray cluster address (ray only)")
     parser.add_argument("--table", action="store_true", help="only rebuild table8.csv / table8.md from the cells")
+    parser.add_argument("--include", nargs="+", default=[], metavar="CSV",
+                        help="CSV tables of earlier sittings: their finished cells join the outputs "
+                             "(cells finished here take precedence)")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     out = Path(args.out)
     if args.table:
         if not _grid_file(out).exists():
             parser.error(f"{out} holds no Table-8 run ({_grid_file(out).name} missing)")
+        add_includes(_grid_file(out), args.include)
         rows = write_outputs(out)
     else:
         if args.data != "mnist_subset" and not args.data_dir:
@@ -319,6 +349,10 @@ def main(argv=None) -> int:
             if any(v <= 0 for v in vals):
                 parser.error(f"{name} must be > 0, got {vals}")
         bud = budget(args.data, args.steps, args.epochs)
+        if args.include:
+            record_grid(_grid_file(out), make_grid(bud, args.data_dir, args.methods, args.families, args.gammas,
+                                                   args.taus, args.seeds))
+            add_includes(_grid_file(out), args.include)
         rows = run_table(out, args.methods, args.families, args.gammas, args.taus, args.seeds, bud, args.data_dir,
                          executor=args.executor, num_cpus=args.num_cpus, address=args.address, quiet=args.quiet)
     print((out / "table8.md").read_text())
