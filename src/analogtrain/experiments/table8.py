@@ -255,7 +255,7 @@ def format_markdown(rows: list[dict], grid: dict) -> str:
             "fashion_mnist": "Fashion-MNIST (60,000 / 10,000; the paper's column is MNIST, not comparable)",
             "mnist": "MNIST (60,000 / 10,000)"}[bud["data"]]
     per_epoch = bud["steps_per_epoch"] or bud["epoch_steps_full"]
-    methods = [m for m in grid["methods"] if m != "Digital SGD"]
+    methods = [m for m in METHODS if m in grid["methods"] and m != "Digital SGD"]  # Table 8's column order
     lines = [
         f"Table 8 of {PAPER} (FCN 784-256-128-10, batch 10), measured by `python -m analogtrain.experiments.table8`.",
         "",
