@@ -414,9 +414,10 @@ def format_markdown(rows: list[dict], grid: dict, table: SPTable = TABLE2) -> st
         "| Ref Mean | Ref Std | method | measured | paper | steps | pulses W | pulses P | wall (s) |",
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    methods = [m for m in table.methods if m in grid["methods"]]  # the paper's row order
     for m in grid["means"]:
         for s in grid["stds"]:
-            for method in grid["methods"]:
+            for method in methods:
                 cell = [r for r in rows if r["method"] == method and r["ref_mean"] == m and r["ref_std"] == s
                         and r["status"] == "finished"]
                 if not cell:
